@@ -1,0 +1,100 @@
+//! Turns log object bytes into normalised KMS calls: decompression, record splitting, normalisation.
+//!
+//! Pure: no I/O and no clock. `object` handles one object's bytes, `record` the borrowed view of a
+//! CloudTrail record, `normalise` the mapping from a record to a [`KmsCall`].
+
+/// Whether an operation uses key material (`Decrypt`, `Sign`, ...) or manages keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpClass {
+    Crypto,
+    Management,
+}
+
+/// Which step of the calling-service inference decided [`KmsCall::service`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceSource {
+    /// `userIdentity.invokedBy` named an `*.amazonaws.com` service.
+    InvokedBy,
+    /// `sourceIPAddress` named an `*.amazonaws.com` service.
+    SourceIp,
+    /// The call came from `AWS Internal`; the encryption context named the service.
+    EncryptionContext,
+    /// The call came from `AWS Internal`; the caller's role named the service.
+    Role,
+    /// The call came from `AWS Internal` and nothing named the service (`aws-internal`).
+    AwsInternal,
+    /// A call from outside AWS (`direct`).
+    Direct,
+}
+
+impl ServiceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceSource::InvokedBy => "invoked_by",
+            ServiceSource::SourceIp => "source_ip",
+            ServiceSource::EncryptionContext => "encryption_context",
+            ServiceSource::Role => "role",
+            ServiceSource::AwsInternal => "aws_internal",
+            ServiceSource::Direct => "direct",
+        }
+    }
+}
+
+/// How a call named its key, before alias resolution (which needs state, so the engine does it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyRef {
+    /// A key ARN (`arn:aws:kms:region:account:key/id`).
+    Key(Box<str>),
+    /// An alias ARN (`arn:aws:kms:region:account:alias/name`).
+    Alias(Box<str>),
+}
+
+/// A key-state change a management call makes, which the engine's key catalogue tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyEffect {
+    /// `CreateAlias` / `UpdateAlias`: the alias ARN now points at the key ARN.
+    AliasSet { alias: Box<str>, key: Box<str> },
+    /// `DeleteAlias`.
+    AliasDeleted { alias: Box<str> },
+    /// `ScheduleKeyDeletion` succeeded.
+    DeletionScheduled,
+    /// `CancelKeyDeletion` succeeded.
+    DeletionCancelled,
+}
+
+/// One KMS API call, normalised. Owned, so decoded objects can cross threads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsCall {
+    /// CloudTrail `eventID`, kept for evidence.
+    pub event_id: Box<str>,
+    /// Hash of `sharedEventID` when present, else of `eventID`: a cross-account call logged in both
+    /// accounts, and a redelivered record, dedupe to one.
+    pub dedupe_id: u128,
+    /// Event time, seconds since the Unix epoch.
+    pub time: i64,
+    pub operation: Box<str>,
+    pub class: OpClass,
+    pub key: Option<KeyRef>,
+    /// Stable identity: role ARN for assumed roles, user ARN, root ARN, service name, or account.
+    pub principal: Box<str>,
+    /// The account that made the call (`userIdentity.accountId`), when known.
+    pub caller_account: Option<Box<str>>,
+    /// The key's account when the key is known, else `recipientAccountId`.
+    pub account: Box<str>,
+    pub region: Box<str>,
+    /// Calling service (`s3`, `ebs`, ..., `aws-internal`, `direct`).
+    pub service: Box<str>,
+    pub service_source: ServiceSource,
+    /// `None` for success; normalised `errorCode` otherwise.
+    pub error_code: Option<Box<str>>,
+    /// Caller account and key account both known and different.
+    pub cross_account: bool,
+    pub effect: Option<KeyEffect>,
+}
+
+impl KmsCall {
+    /// `ok` or the error code.
+    pub fn outcome(&self) -> &str {
+        self.error_code.as_deref().unwrap_or("ok")
+    }
+}

@@ -1,0 +1,10 @@
+//! kmswatch: streaming audit analytics and anomaly detection for AWS KMS usage in CloudTrail.
+//!
+//! See `ARCHITECTURE.md` for the map. The pipeline is
+//! `sources -> decode -> engine (aggregate + rules) -> alerts / report`; live and replay differ only
+//! in the source.
+
+pub mod decode;
+pub mod generate;
+pub mod rules;
+pub mod timefmt;

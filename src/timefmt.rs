@@ -1,0 +1,87 @@
+//! Event-time parsing (CloudTrail `eventTime`) and RFC 3339 formatting, in whole Unix seconds.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Parses `2026-03-02T00:12:03Z` (the CloudTrail form) fast, and any other RFC 3339 time slower.
+pub fn parse_event_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z'
+    {
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let mut v = 0i64;
+            for &c in &b[r] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + i64::from(c - b'0');
+            }
+            Some(v)
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        return Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec);
+    }
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats Unix seconds as `2026-03-02T00:12:03Z`.
+pub fn format_rfc3339(secs: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| secs.to_string()),
+        Err(_) => secs.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cloudtrail_times_and_round_trips() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2026-03-02T00:12:03Z",
+            "2000-02-29T23:59:59Z",
+            "2100-12-31T00:00:00Z",
+        ] {
+            let t = parse_event_time(s).unwrap();
+            assert_eq!(format_rfc3339(t), s);
+        }
+        assert_eq!(
+            parse_event_time("2026-03-02T00:12:03.500+01:00"),
+            Some(parse_event_time("2026-03-01T23:12:03Z").unwrap())
+        );
+        for bad in [
+            "",
+            "2026-13-02T00:12:03Z",
+            "2026-03-02 00:12:03",
+            "yesterday",
+            "2026-03-02T0a:12:03Z",
+        ] {
+            assert_eq!(parse_event_time(bad), None, "{bad}");
+        }
+    }
+}
