@@ -3,6 +3,17 @@
 //! Pure: no I/O and no clock. `object` handles one object's bytes, `record` the borrowed view of a
 //! CloudTrail record, `normalise` the mapping from a record to a [`KmsCall`].
 
+mod gzip;
+mod normalise;
+mod object;
+mod record;
+
+pub use gzip::{decompress, GzipError};
+pub use normalise::{normalise, op_class, NormaliseError};
+pub use object::{
+    decode_object, DecodeLimits, DecodeStats, DecodedObject, ObjectError, RecordError,
+};
+
 /// Whether an operation uses key material (`Decrypt`, `Sign`, ...) or manages keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpClass {

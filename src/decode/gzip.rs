@@ -1,0 +1,112 @@
+//! Gzip decompression with a cap on the decompressed size (gzip bombs) and clear truncation errors.
+
+use std::borrow::Cow;
+use std::io::{ErrorKind, Read};
+
+use flate2::read::MultiGzDecoder;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum GzipError {
+    #[error("gzip stream ends early (truncated object)")]
+    Truncated,
+    #[error("corrupt gzip stream: {0}")]
+    Corrupt(String),
+    #[error("decompressed size exceeds max_object_bytes ({limit} bytes)")]
+    TooLarge { limit: usize },
+}
+
+/// Returns the decompressed bytes of a gzip stream (several members are concatenated, as `gzip`
+/// does), or the input itself when it is not gzip. Stops reading once `max_bytes` is exceeded.
+pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, GzipError> {
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        if bytes.len() > max_bytes {
+            return Err(GzipError::TooLarge { limit: max_bytes });
+        }
+        return Ok(Cow::Borrowed(bytes));
+    }
+    // ISIZE (the last four bytes) is the size mod 2^32 of the last member: a good first guess.
+    let hint = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.get(at..))
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(hint.clamp(bytes.len(), max_bytes.saturating_add(1)));
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut reader = MultiGzDecoder::new(bytes).take(limit);
+    match reader.read_to_end(&mut out) {
+        Ok(_) if out.len() > max_bytes => Err(GzipError::TooLarge { limit: max_bytes }),
+        Ok(_) => Ok(Cow::Owned(out)),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(GzipError::Truncated),
+        Err(e) => Err(GzipError::Corrupt(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_passes_plain_through() {
+        let data = br#"{"Records":[]}"#;
+        assert_eq!(&*decompress(&gz(data), 1 << 20).unwrap(), data);
+        assert!(matches!(
+            decompress(data, 1 << 20).unwrap(),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn concatenated_members_are_read_whole() {
+        let mut two = gz(b"abc");
+        two.extend(gz(b"def"));
+        assert_eq!(&*decompress(&two, 100).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn truncated_and_corrupt_streams_are_errors() {
+        let full = gz(&vec![b'x'; 10_000]);
+        for cut in [3, 10, full.len() / 2, full.len() - 4] {
+            assert_eq!(
+                decompress(&full[..cut], 1 << 20),
+                Err(GzipError::Truncated),
+                "cut at {cut}"
+            );
+        }
+        let mut bad = full.clone();
+        for b in bad.iter_mut().skip(12).take(20) {
+            *b ^= 0x5a;
+        }
+        assert!(matches!(
+            decompress(&bad, 1 << 20),
+            Err(GzipError::Corrupt(_) | GzipError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn bomb_is_stopped_at_the_cap() {
+        let bomb = gz(&vec![0u8; 50 << 20]);
+        assert!(bomb.len() < 100_000);
+        assert_eq!(
+            decompress(&bomb, 1 << 20),
+            Err(GzipError::TooLarge { limit: 1 << 20 })
+        );
+        assert_eq!(
+            decompress(&vec![b' '; 2000], 1000),
+            Err(GzipError::TooLarge { limit: 1000 })
+        );
+    }
+}

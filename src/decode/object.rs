@@ -1,0 +1,249 @@
+//! Decodes one log object's bytes into KMS calls, with per-object limits and per-record errors.
+
+use memchr::memmem;
+
+use super::gzip::{decompress, GzipError};
+use super::normalise::{normalise, KMS_EVENT_SOURCE};
+use super::record::{LogFile, RawRecord};
+use super::KmsCall;
+
+/// Per-object limits. Both guard against hostile or broken objects.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest decompressed object accepted (gzip bombs stop here).
+    pub max_object_bytes: usize,
+    /// Most records accepted in one object.
+    pub max_records_per_object: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_object_bytes: 512 << 20,
+            max_records_per_object: 1_000_000,
+        }
+    }
+}
+
+/// Counts of one object's decoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub compressed_bytes: u64,
+    pub decompressed_bytes: u64,
+    pub records: u64,
+    pub kms_records: u64,
+    pub non_kms_records: u64,
+    pub malformed_records: u64,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.compressed_bytes += o.compressed_bytes;
+        self.decompressed_bytes += o.decompressed_bytes;
+        self.records += o.records;
+        self.kms_records += o.kms_records;
+        self.non_kms_records += o.non_kms_records;
+        self.malformed_records += o.malformed_records;
+    }
+}
+
+/// A record that could not be used; the rest of its object still is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index}{}: {message}", event_id.as_ref().map(|e| format!(" (eventID {e})")).unwrap_or_default())]
+pub struct RecordError {
+    /// Position in the object's `Records` array, from 0.
+    pub index: usize,
+    pub event_id: Option<String>,
+    pub message: String,
+}
+
+/// Why a whole object could not be used. Nothing of such an object enters the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error(transparent)]
+    Gzip(#[from] GzipError),
+    #[error("not a CloudTrail log file: {0}")]
+    NotJson(String),
+    #[error("not a CloudTrail log file: no \"Records\" array")]
+    NoRecords,
+    #[error("{count} records exceed max_records_per_object ({limit})")]
+    TooManyRecords { count: usize, limit: usize },
+}
+
+impl ObjectError {
+    /// A short, fixed label for counters and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ObjectError::Gzip(GzipError::Truncated) => "gzip_truncated",
+            ObjectError::Gzip(GzipError::Corrupt(_)) => "gzip_corrupt",
+            ObjectError::Gzip(GzipError::TooLarge { .. }) => "too_large",
+            ObjectError::NotJson(_) => "not_json",
+            ObjectError::NoRecords => "no_records",
+            ObjectError::TooManyRecords { .. } => "too_many_records",
+        }
+    }
+}
+
+/// How many record errors of one object are kept with their messages; the rest are only counted.
+pub const MAX_RECORD_ERRORS_KEPT: usize = 20;
+
+/// What one object yielded.
+#[derive(Debug, Clone, Default)]
+pub struct DecodedObject {
+    /// KMS calls in record order.
+    pub calls: Vec<KmsCall>,
+    pub stats: DecodeStats,
+    /// The first [`MAX_RECORD_ERRORS_KEPT`] malformed records; `stats.malformed_records` counts all.
+    pub record_errors: Vec<RecordError>,
+}
+
+/// Decodes an object: gzip (or plain JSON), the `Records` array, and each KMS record.
+pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObject, ObjectError> {
+    let json = decompress(bytes, limits.max_object_bytes)?;
+    let file: LogFile =
+        serde_json::from_slice(&json).map_err(|e| ObjectError::NotJson(e.to_string()))?;
+    let records = file.records.ok_or(ObjectError::NoRecords)?;
+    if records.len() > limits.max_records_per_object {
+        return Err(ObjectError::TooManyRecords {
+            count: records.len(),
+            limit: limits.max_records_per_object,
+        });
+    }
+    let mut out = DecodedObject {
+        stats: DecodeStats {
+            compressed_bytes: bytes.len() as u64,
+            decompressed_bytes: json.len() as u64,
+            records: records.len() as u64,
+            ..DecodeStats::default()
+        },
+        ..DecodedObject::default()
+    };
+    let finder = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
+    for (index, raw) in records.iter().enumerate() {
+        let text = raw.get();
+        // Cheap rejection: a record that does not mention KMS anywhere is not a KMS call.
+        if finder.find(text.as_bytes()).is_none() {
+            out.stats.non_kms_records += 1;
+            continue;
+        }
+        let record: RawRecord = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                out.reject(RecordError {
+                    index,
+                    event_id: None,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if record.event_source.as_deref() != Some(KMS_EVENT_SOURCE) {
+            out.stats.non_kms_records += 1;
+            continue;
+        }
+        out.stats.kms_records += 1;
+        match normalise(&record) {
+            Ok(call) => out.calls.push(call),
+            Err(e) => out.reject(RecordError {
+                index,
+                event_id: record.event_id.as_deref().map(str::to_owned),
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+impl DecodedObject {
+    fn reject(&mut self, e: RecordError) {
+        self.stats.malformed_records += 1;
+        if self.record_errors.len() < MAX_RECORD_ERRORS_KEPT {
+            self.record_errors.push(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KMS: &str = r#"{"eventTime":"2026-03-02T00:12:03Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","awsRegion":"us-east-1","eventID":"k1","userIdentity":{"type":"AWSService","invokedBy":"s3.amazonaws.com"}}"#;
+    const S3: &str = r#"{"eventTime":"2026-03-02T00:12:03Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"s1"}"#;
+    /// Mentions KMS but is not a KMS call: must not be counted as one.
+    const S3_SSE: &str = r#"{"eventSource":"s3.amazonaws.com","eventName":"PutObject","requestParameters":{"x-amz-server-side-encryption":"aws:kms","note":"kms.amazonaws.com"}}"#;
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    #[test]
+    fn keeps_kms_calls_and_counts_the_rest() {
+        let json = format!(r#"{{"Records":[{S3},{KMS},{S3_SSE}]}}"#);
+        let d = decode_object(json.as_bytes(), &limits()).unwrap();
+        assert_eq!(d.calls.len(), 1);
+        assert_eq!(&*d.calls[0].event_id, "k1");
+        assert_eq!(
+            d.stats,
+            DecodeStats {
+                compressed_bytes: json.len() as u64,
+                decompressed_bytes: json.len() as u64,
+                records: 3,
+                kms_records: 1,
+                non_kms_records: 2,
+                malformed_records: 0
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_records_are_named_and_the_rest_kept() {
+        let missing = KMS.replace(r#""eventID":"k1","#, "");
+        let bad_time = KMS
+            .replace("2026-03-02T00:12:03Z", "soon")
+            .replace("k1", "k2");
+        let wrong_type = KMS.replace(r#""eventName":"Decrypt""#, r#""eventName":7"#);
+        let json = format!(r#"{{"Records":[{missing},{KMS},{bad_time},{wrong_type}]}}"#);
+        let d = decode_object(json.as_bytes(), &limits()).unwrap();
+        assert_eq!(d.calls.len(), 1);
+        assert_eq!(d.stats.malformed_records, 3);
+        let msgs: Vec<String> = d.record_errors.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs[0], "record 0: missing required field eventID");
+        assert_eq!(
+            msgs[1],
+            "record 2 (eventID k2): invalid eventTime \"soon\" (expected RFC 3339, e.g. 2026-03-02T00:12:03Z)"
+        );
+        assert!(
+            msgs[2].starts_with("record 3: invalid type: integer `7`"),
+            "{}",
+            msgs[2]
+        );
+    }
+
+    #[test]
+    fn whole_object_errors() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"not json", "not_json"),
+            (b"{\"Records\":[", "not_json"),
+            (b"[1,2]", "not_json"),
+            (br#"{"digestStartTime":"x","logFiles":[]}"#, "no_records"),
+            (b"\x1f\x8b\x08\x00\x00\x00", "gzip_truncated"),
+        ];
+        for (bytes, kind) in cases {
+            let err = decode_object(bytes, &limits()).unwrap_err();
+            assert_eq!(err.kind(), kind, "{err}");
+        }
+        let two = format!(r#"{{"Records":[{S3},{S3}]}}"#);
+        let err = decode_object(
+            two.as_bytes(),
+            &DecodeLimits {
+                max_records_per_object: 1,
+                ..limits()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "2 records exceed max_records_per_object (1)"
+        );
+    }
+}
