@@ -4,6 +4,7 @@
 //! `sources -> decode -> engine (aggregate + rules) -> alerts / report`; live and replay differ only
 //! in the source.
 
+pub mod aggregate;
 pub mod decode;
 pub mod generate;
 pub mod rules;

@@ -1,0 +1,164 @@
+//! The key catalogue: every key seen, when, whether it is pending deletion, and alias resolution.
+
+use std::collections::HashMap;
+
+use crate::decode::{KeyEffect, KeyRef, KmsCall};
+
+/// What the engine knows about one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Earliest event time of any call on the key.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// A successful `ScheduleKeyDeletion` was seen and no `CancelKeyDeletion` after it.
+    pub pending_deletion: bool,
+}
+
+/// Bounded: at most `max_keys` keys and `max_aliases` aliases; what is over is counted, not kept.
+#[derive(Debug)]
+pub struct KeyCatalog {
+    keys: HashMap<Box<str>, KeyInfo>,
+    /// Alias ARN -> key ARN, from `CreateAlias`/`UpdateAlias` seen so far.
+    aliases: HashMap<Box<str>, Box<str>>,
+    max_keys: usize,
+    max_aliases: usize,
+    pub keys_overflow: u64,
+    pub aliases_overflow: u64,
+}
+
+impl KeyCatalog {
+    pub fn new(max_keys: usize, max_aliases: usize) -> Self {
+        KeyCatalog {
+            keys: HashMap::new(),
+            aliases: HashMap::new(),
+            max_keys,
+            max_aliases,
+            keys_overflow: 0,
+            aliases_overflow: 0,
+        }
+    }
+
+    /// The key a call is about: its key ARN, the key an alias points at, or the alias ARN itself
+    /// when the alias was never seen being created.
+    pub fn resolve(&self, key: Option<&KeyRef>) -> Option<Box<str>> {
+        match key? {
+            KeyRef::Key(k) => Some(k.clone()),
+            KeyRef::Alias(a) => Some(self.aliases.get(a).unwrap_or(a).clone()),
+        }
+    }
+
+    /// Records the call on its resolved key and applies its effect (alias changes, deletion).
+    pub fn observe(&mut self, call: &KmsCall, key: Option<&str>) {
+        match &call.effect {
+            Some(KeyEffect::AliasSet { alias, key }) => {
+                if self.aliases.len() < self.max_aliases || self.aliases.contains_key(alias) {
+                    self.aliases.insert(alias.clone(), key.clone());
+                } else {
+                    self.aliases_overflow += 1;
+                }
+            }
+            Some(KeyEffect::AliasDeleted { alias }) => {
+                self.aliases.remove(alias);
+            }
+            _ => {}
+        }
+        let Some(key) = key else { return };
+        if !self.keys.contains_key(key) {
+            if self.keys.len() >= self.max_keys {
+                self.keys_overflow += 1;
+                return;
+            }
+            let info = KeyInfo { first_seen: call.time, last_seen: call.time, pending_deletion: false };
+            self.keys.insert(key.into(), info);
+        }
+        if let Some(info) = self.keys.get_mut(key) {
+            info.first_seen = info.first_seen.min(call.time);
+            info.last_seen = info.last_seen.max(call.time);
+            match call.effect {
+                Some(KeyEffect::DeletionScheduled) => info.pending_deletion = true,
+                Some(KeyEffect::DeletionCancelled) => info.pending_deletion = false,
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds a key known from elsewhere (an inventory), first seen at `time` unless seen earlier.
+    pub fn know(&mut self, key: &str, time: i64) {
+        if self.keys.contains_key(key) {
+            return;
+        }
+        if self.keys.len() >= self.max_keys {
+            self.keys_overflow += 1;
+            return;
+        }
+        self.keys.insert(key.into(), KeyInfo { first_seen: time, last_seen: time, pending_deletion: false });
+    }
+
+    pub fn get(&self, key: &str) -> Option<&KeyInfo> {
+        self.keys.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &KeyInfo)> {
+        self.keys.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{OpClass, ServiceSource};
+
+    fn call(time: i64, effect: Option<KeyEffect>) -> KmsCall {
+        KmsCall {
+            event_id: "e".into(),
+            dedupe_id: 0,
+            time,
+            operation: "X".into(),
+            class: OpClass::Management,
+            key: None,
+            principal: "p".into(),
+            caller_account: None,
+            account: "1".into(),
+            region: "r".into(),
+            service: "direct".into(),
+            service_source: ServiceSource::Direct,
+            error_code: None,
+            cross_account: false,
+            effect,
+        }
+    }
+
+    #[test]
+    fn aliases_resolve_after_create_and_stop_after_delete() {
+        let mut c = KeyCatalog::new(10, 10);
+        let alias = KeyRef::Alias("arn:a:alias/x".into());
+        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:a:alias/x"), "unknown alias stays an alias");
+        c.observe(&call(1, Some(KeyEffect::AliasSet { alias: "arn:a:alias/x".into(), key: "arn:k1".into() })), Some("arn:k1"));
+        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:k1"));
+        c.observe(&call(2, Some(KeyEffect::AliasSet { alias: "arn:a:alias/x".into(), key: "arn:k2".into() })), Some("arn:k2"));
+        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:k2"), "UpdateAlias moves it");
+        c.observe(&call(3, Some(KeyEffect::AliasDeleted { alias: "arn:a:alias/x".into() })), None);
+        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:a:alias/x"));
+        assert_eq!(c.resolve(None), None);
+    }
+
+    #[test]
+    fn first_and_last_seen_and_deletion_state() {
+        let mut c = KeyCatalog::new(1, 10);
+        c.observe(&call(50, None), Some("k"));
+        c.observe(&call(20, Some(KeyEffect::DeletionScheduled)), Some("k"));
+        assert_eq!(c.get("k"), Some(&KeyInfo { first_seen: 20, last_seen: 50, pending_deletion: true }));
+        c.observe(&call(60, Some(KeyEffect::DeletionCancelled)), Some("k"));
+        assert!(!c.get("k").unwrap().pending_deletion);
+        c.observe(&call(60, None), Some("other"));
+        assert_eq!((c.len(), c.keys_overflow), (1, 1), "max_keys is 1");
+    }
+}
