@@ -5,7 +5,10 @@
 //! in the source.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod decode;
+pub mod engine;
 pub mod generate;
+pub mod report;
 pub mod rules;
 pub mod timefmt;

@@ -16,7 +16,12 @@ pub struct Dedupe {
 
 impl Dedupe {
     pub fn new(max_ids: usize) -> Self {
-        Dedupe { seen: HashSet::new(), by_minute: BTreeMap::new(), max_ids: max_ids.max(1), evicted_early: 0 }
+        Dedupe {
+            seen: HashSet::new(),
+            by_minute: BTreeMap::new(),
+            max_ids: max_ids.max(1),
+            evicted_early: 0,
+        }
     }
 
     /// True when the id was not seen before (and is now remembered).
@@ -24,9 +29,14 @@ impl Dedupe {
         if !self.seen.insert(id) {
             return false;
         }
-        self.by_minute.entry(event_time.div_euclid(60)).or_default().push(id);
+        self.by_minute
+            .entry(event_time.div_euclid(60))
+            .or_default()
+            .push(id);
         while self.seen.len() > self.max_ids {
-            let Some((_, ids)) = self.by_minute.pop_first() else { break };
+            let Some((_, ids)) = self.by_minute.pop_first() else {
+                break;
+            };
             self.evicted_early += ids.len() as u64;
             for id in ids {
                 self.seen.remove(&id);
@@ -38,7 +48,10 @@ impl Dedupe {
     /// Forgets ids whose event time is before `before`.
     pub fn evict_before(&mut self, before: i64) {
         let keep = self.by_minute.split_off(&before.div_euclid(60));
-        for id in std::mem::replace(&mut self.by_minute, keep).into_values().flatten() {
+        for id in std::mem::replace(&mut self.by_minute, keep)
+            .into_values()
+            .flatten()
+        {
             self.seen.remove(&id);
         }
     }
@@ -61,7 +74,10 @@ mod tests {
         let mut d = Dedupe::new(100);
         assert!(d.first_time(1, 1000));
         assert!(!d.first_time(1, 1000));
-        assert!(!d.first_time(1, 5000), "same id, other time: still a duplicate");
+        assert!(
+            !d.first_time(1, 5000),
+            "same id, other time: still a duplicate"
+        );
         assert!(d.first_time(2, 1100));
         d.evict_before(1020);
         assert!(d.first_time(1, 1000), "evicted: id 1 is new again");

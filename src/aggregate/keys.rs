@@ -68,7 +68,11 @@ impl KeyCatalog {
                 self.keys_overflow += 1;
                 return;
             }
-            let info = KeyInfo { first_seen: call.time, last_seen: call.time, pending_deletion: false };
+            let info = KeyInfo {
+                first_seen: call.time,
+                last_seen: call.time,
+                pending_deletion: false,
+            };
             self.keys.insert(key.into(), info);
         }
         if let Some(info) = self.keys.get_mut(key) {
@@ -91,7 +95,14 @@ impl KeyCatalog {
             self.keys_overflow += 1;
             return;
         }
-        self.keys.insert(key.into(), KeyInfo { first_seen: time, last_seen: time, pending_deletion: false });
+        self.keys.insert(
+            key.into(),
+            KeyInfo {
+                first_seen: time,
+                last_seen: time,
+                pending_deletion: false,
+            },
+        );
     }
 
     pub fn get(&self, key: &str) -> Option<&KeyInfo> {
@@ -140,12 +151,46 @@ mod tests {
     fn aliases_resolve_after_create_and_stop_after_delete() {
         let mut c = KeyCatalog::new(10, 10);
         let alias = KeyRef::Alias("arn:a:alias/x".into());
-        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:a:alias/x"), "unknown alias stays an alias");
-        c.observe(&call(1, Some(KeyEffect::AliasSet { alias: "arn:a:alias/x".into(), key: "arn:k1".into() })), Some("arn:k1"));
+        assert_eq!(
+            c.resolve(Some(&alias)).as_deref(),
+            Some("arn:a:alias/x"),
+            "unknown alias stays an alias"
+        );
+        c.observe(
+            &call(
+                1,
+                Some(KeyEffect::AliasSet {
+                    alias: "arn:a:alias/x".into(),
+                    key: "arn:k1".into(),
+                }),
+            ),
+            Some("arn:k1"),
+        );
         assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:k1"));
-        c.observe(&call(2, Some(KeyEffect::AliasSet { alias: "arn:a:alias/x".into(), key: "arn:k2".into() })), Some("arn:k2"));
-        assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:k2"), "UpdateAlias moves it");
-        c.observe(&call(3, Some(KeyEffect::AliasDeleted { alias: "arn:a:alias/x".into() })), None);
+        c.observe(
+            &call(
+                2,
+                Some(KeyEffect::AliasSet {
+                    alias: "arn:a:alias/x".into(),
+                    key: "arn:k2".into(),
+                }),
+            ),
+            Some("arn:k2"),
+        );
+        assert_eq!(
+            c.resolve(Some(&alias)).as_deref(),
+            Some("arn:k2"),
+            "UpdateAlias moves it"
+        );
+        c.observe(
+            &call(
+                3,
+                Some(KeyEffect::AliasDeleted {
+                    alias: "arn:a:alias/x".into(),
+                }),
+            ),
+            None,
+        );
         assert_eq!(c.resolve(Some(&alias)).as_deref(), Some("arn:a:alias/x"));
         assert_eq!(c.resolve(None), None);
     }
@@ -155,7 +200,14 @@ mod tests {
         let mut c = KeyCatalog::new(1, 10);
         c.observe(&call(50, None), Some("k"));
         c.observe(&call(20, Some(KeyEffect::DeletionScheduled)), Some("k"));
-        assert_eq!(c.get("k"), Some(&KeyInfo { first_seen: 20, last_seen: 50, pending_deletion: true }));
+        assert_eq!(
+            c.get("k"),
+            Some(&KeyInfo {
+                first_seen: 20,
+                last_seen: 50,
+                pending_deletion: true
+            })
+        );
         c.observe(&call(60, Some(KeyEffect::DeletionCancelled)), Some("k"));
         assert!(!c.get("k").unwrap().pending_deletion);
         c.observe(&call(60, None), Some("other"));

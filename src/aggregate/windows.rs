@@ -19,7 +19,12 @@ pub struct Windows<C> {
 
 impl<C: Default> Windows<C> {
     pub fn new(len: i64) -> Self {
-        Windows { len, open: BTreeMap::new(), next_start: None, groups_in_open: 0 }
+        Windows {
+            len,
+            open: BTreeMap::new(),
+            next_start: None,
+            groups_in_open: 0,
+        }
     }
 
     pub fn len_secs(&self) -> i64 {
@@ -47,7 +52,8 @@ impl<C: Default> Windows<C> {
 
     /// Whether an event at `t` would land in a closed window.
     pub fn is_closed(&self, t: i64) -> bool {
-        self.next_start.is_some_and(|n| window_start(t, self.len) < n)
+        self.next_start
+            .is_some_and(|n| window_start(t, self.len) < n)
     }
 
     /// End of the next window to close, if any window was ever opened.
@@ -57,11 +63,22 @@ impl<C: Default> Windows<C> {
 
     /// Closes the next window and returns its start and cells. With `skip_empty`, first jumps over
     /// empty windows up to the one holding `limit` (no window ending after `limit` is closed).
-    pub fn close_next(&mut self, limit: i64, skip_empty: bool) -> Option<(i64, HashMap<Box<str>, C>)> {
+    pub fn close_next(
+        &mut self,
+        limit: i64,
+        skip_empty: bool,
+    ) -> Option<(i64, HashMap<Box<str>, C>)> {
         let mut start = self.next_start?;
         if skip_empty {
             let bound = window_start(limit, self.len);
-            start = self.open.keys().next().copied().unwrap_or(bound).min(bound).max(start);
+            start = self
+                .open
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(bound)
+                .min(bound)
+                .max(start);
         }
         if start + self.len > limit {
             self.next_start = Some(start);
@@ -85,7 +102,13 @@ mod tests {
 
     #[test]
     fn window_start_aligns_to_the_epoch() {
-        for (t, want) in [(0, 0), (299, 0), (300, 300), (-1, -300), (1_700_000_123, 1_700_000_100)] {
+        for (t, want) in [
+            (0, 0),
+            (299, 0),
+            (300, 300),
+            (-1, -300),
+            (1_700_000_123, 1_700_000_100),
+        ] {
             assert_eq!(window_start(t, 300), want, "{t}");
         }
     }
@@ -95,13 +118,19 @@ mod tests {
         let mut w: Windows<u32> = Windows::new(300);
         *w.cell(310, "a", 10).unwrap() += 1;
         *w.cell(950, "a", 10).unwrap() += 1;
-        assert_eq!(w.close_next(600, false).map(|(s, c)| (s, c["a"])), Some((300, 1)));
+        assert_eq!(
+            w.close_next(600, false).map(|(s, c)| (s, c["a"])),
+            Some((300, 1))
+        );
         assert!(w.is_closed(599));
         assert!(w.cell(599, "a", 10).is_none(), "window 300 is closed: late");
         assert_eq!(w.close_next(899, false), None, "window 600 ends at 900");
         let (s, c) = w.close_next(900, false).unwrap();
         assert_eq!((s, c.len()), (600, 0), "an empty window still closes");
-        assert_eq!(w.close_next(10_000, true).map(|(s, c)| (s, c["a"])), Some((900, 1)));
+        assert_eq!(
+            w.close_next(10_000, true).map(|(s, c)| (s, c["a"])),
+            Some((900, 1))
+        );
         // Nothing is open: skipping jumps past every empty window that ends by the limit.
         assert_eq!(w.close_next(10_000, true), None);
         assert_eq!(w.next_end(), Some(10_200));

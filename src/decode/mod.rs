@@ -9,6 +9,7 @@ mod object;
 mod record;
 
 pub use gzip::{decompress, GzipError};
+pub(crate) use normalise::arn_account;
 pub use normalise::{normalise, op_class, NormaliseError};
 pub use object::{
     decode_object, DecodeLimits, DecodeStats, DecodedObject, ObjectError, RecordError,

@@ -3,5 +3,8 @@
 mod load;
 mod model;
 
+mod eval;
+
+pub use eval::{EvalCounters, EvalLimits, RuleEval};
 pub use load::{load_dir, load_paths, LoadError, RuleProblem};
 pub use model::*;

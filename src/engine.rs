@@ -1,0 +1,223 @@
+//! The pure core shared by replay and the live service: dedupe, key catalogue, watermark, rules.
+//!
+//! The driver feeds calls object by object and says when an object is complete; the engine never
+//! reads the clock. The live driver may also advance the watermark from the wall clock.
+
+use crate::aggregate::{window_start, Dedupe, KeyCatalog};
+use crate::alerts::{Alert, AlertState};
+use crate::decode::KmsCall;
+use crate::report::Totals;
+use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
+
+/// Engine settings; every bound on memory is here.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Default window length of windowed rules.
+    pub window_secs: i64,
+    /// The watermark trails the latest event time by this much (CloudTrail delivers out of order).
+    pub allowed_lateness_secs: i64,
+    /// Call ids are remembered for dedupe this long behind the watermark.
+    pub dedupe_horizon_secs: i64,
+    /// Hard cap on remembered call ids (each costs about 40 bytes).
+    pub max_dedupe_ids: usize,
+    /// Keys and aliases tracked in the key catalogue.
+    pub max_keys: usize,
+    pub max_aliases: usize,
+    pub limits: EvalLimits,
+    /// Rows of each per-key total table in the report.
+    pub max_report_rows: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            window_secs: 300,
+            allowed_lateness_secs: 900,
+            dedupe_horizon_secs: 86_400,
+            max_dedupe_ids: 2_000_000,
+            max_keys: 100_000,
+            max_aliases: 100_000,
+            limits: EvalLimits::default(),
+            max_report_rows: 1_000_000,
+        }
+    }
+}
+
+/// What the engine counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Distinct KMS calls taken in (after dedupe).
+    pub kms_calls: u64,
+    pub duplicates: u64,
+    /// Calls whose default-length window had closed when they arrived.
+    pub late: u64,
+    pub alerts_firing: u64,
+    pub alerts_resolved: u64,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    rules: Vec<RuleEval>,
+    dedupe: Dedupe,
+    catalog: KeyCatalog,
+    totals: Totals,
+    counters: EngineCounters,
+    max_event_time: Option<i64>,
+    watermark: Option<i64>,
+    /// Inventory keys of `unused` rules, added to the catalogue at the first event time.
+    inventory: Vec<String>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, rules: RuleSet) -> Self {
+        let inventory = rules
+            .rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                RuleKind::Unused { inventory, .. } => Some(inventory.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        Engine {
+            rules: rules
+                .rules
+                .into_iter()
+                .map(|r| RuleEval::new(r, config.window_secs, config.limits))
+                .collect(),
+            dedupe: Dedupe::new(config.max_dedupe_ids),
+            catalog: KeyCatalog::new(config.max_keys, config.max_aliases),
+            totals: Totals::new(config.max_report_rows),
+            counters: EngineCounters::default(),
+            max_event_time: None,
+            watermark: None,
+            inventory,
+            config,
+        }
+    }
+
+    /// Takes in one call of the current object. Event-like rules may alert at once.
+    pub fn ingest(&mut self, call: KmsCall, out: &mut Vec<Alert>) {
+        if !self.dedupe.first_time(call.dedupe_id, call.time) {
+            self.counters.duplicates += 1;
+            return;
+        }
+        for key in std::mem::take(&mut self.inventory) {
+            self.catalog.know(&key, call.time);
+        }
+        let key = self.catalog.resolve(call.key.as_ref());
+        let key = key.as_deref();
+        self.catalog.observe(&call, key);
+        self.counters.kms_calls += 1;
+        let len = self.config.window_secs;
+        if self
+            .watermark
+            .is_some_and(|w| window_start(call.time, len) + len <= w)
+        {
+            self.counters.late += 1;
+        }
+        self.totals.record(&call, key);
+        let before = out.len();
+        for r in &mut self.rules {
+            r.on_call(&call, key, &self.catalog, out);
+        }
+        self.tally(&out[before..]);
+        self.max_event_time = Some(self.max_event_time.map_or(call.time, |m| m.max(call.time)));
+    }
+
+    /// The current object is complete: move the watermark to the latest event time minus the
+    /// allowed lateness, closing the windows it passes.
+    pub fn end_object(&mut self, out: &mut Vec<Alert>) {
+        if let Some(m) = self.max_event_time {
+            self.advance_to(m - self.config.allowed_lateness_secs, out);
+        }
+    }
+
+    /// Moves the watermark forward to `watermark` (never back). The live driver calls this with
+    /// wall-clock time minus the allowed lateness, so windows close without new traffic.
+    pub fn advance_to(&mut self, watermark: i64, out: &mut Vec<Alert>) {
+        if self.watermark.is_some_and(|w| w >= watermark) {
+            return;
+        }
+        self.watermark = Some(watermark);
+        self.dedupe
+            .evict_before(watermark.saturating_sub(self.config.dedupe_horizon_secs));
+        self.close_until(|_| watermark, out);
+    }
+
+    /// End of input (replay): closes every window holding an event, and checks `unused` rules up
+    /// to the latest event time (not beyond: the input says nothing of later time).
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let Some(m) = self.max_event_time else { return };
+        let default_len = self.config.window_secs;
+        self.close_until(
+            |r| {
+                if r.is_unused() {
+                    m
+                } else {
+                    let len = r.rule.window_secs.unwrap_or(default_len);
+                    window_start(m, len) + len
+                }
+            },
+            out,
+        );
+    }
+
+    /// Closes windows of every rule in time order (ties: rule order) up to each rule's limit.
+    fn close_until(&mut self, limit: impl Fn(&RuleEval) -> i64, out: &mut Vec<Alert>) {
+        let before = out.len();
+        loop {
+            let next = self
+                .rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.next_close().filter(|&e| e <= limit(r)).map(|e| (e, i)))
+                .min();
+            let Some((_, i)) = next else { break };
+            let lim = limit(&self.rules[i]);
+            self.rules[i].close_next(lim, &self.catalog, out);
+        }
+        self.tally(&out[before..]);
+    }
+
+    fn tally(&mut self, alerts: &[Alert]) {
+        for a in alerts {
+            match a.state {
+                AlertState::Firing => self.counters.alerts_firing += 1,
+                AlertState::Resolved => self.counters.alerts_resolved += 1,
+            }
+        }
+    }
+
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    pub fn rules(&self) -> &[RuleEval] {
+        &self.rules
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn catalog(&self) -> &KeyCatalog {
+        &self.catalog
+    }
+
+    pub fn dedupe(&self) -> &Dedupe {
+        &self.dedupe
+    }
+
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    pub fn max_event_time(&self) -> Option<i64> {
+        self.max_event_time
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,410 @@
+//! Exact totals for auditors (per key, per key/principal/service, per key/operation/outcome) and the
+//! replay summary: what was read, skipped, failed, and alerted, as text and as JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::decode::{KmsCall, OpClass};
+use crate::engine::Engine;
+use crate::timefmt::format_rfc3339;
+
+/// Schema identifier of the JSON summary.
+pub const SUMMARY_SCHEMA: &str = "kmswatch.summary/v1";
+
+const SEP: char = '\u{1f}';
+
+#[derive(Debug, Default, Clone)]
+struct KeyTotals {
+    calls: u64,
+    failures: u64,
+    by_operation: BTreeMap<Box<str>, u64>,
+    first_seen: i64,
+    last_seen: i64,
+    /// Latest successful cryptographic call.
+    last_used: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    calls: u64,
+    failures: u64,
+}
+
+/// Running totals over every distinct KMS call. Each table holds at most `max_rows` rows; calls of
+/// rows over the cap are counted in `overflow` (the report then says the tables are incomplete).
+#[derive(Debug)]
+pub struct Totals {
+    /// Key ARN ("" for calls with no key).
+    keys: HashMap<Box<str>, KeyTotals>,
+    /// key SEP principal SEP service.
+    kps: HashMap<Box<str>, Counts>,
+    /// key SEP operation SEP outcome.
+    koo: HashMap<Box<str>, u64>,
+    max_rows: usize,
+    pub overflow: u64,
+    buf: String,
+}
+
+impl Totals {
+    pub fn new(max_rows: usize) -> Self {
+        Totals {
+            keys: HashMap::new(),
+            kps: HashMap::new(),
+            koo: HashMap::new(),
+            max_rows,
+            overflow: 0,
+            buf: String::new(),
+        }
+    }
+
+    pub fn record(&mut self, call: &KmsCall, key: Option<&str>) {
+        let key = key.unwrap_or("");
+        let failed = call.error_code.is_some();
+        if !self.keys.contains_key(key) {
+            if self.keys.len() >= self.max_rows {
+                self.overflow += 1;
+            } else {
+                let t = KeyTotals {
+                    first_seen: call.time,
+                    last_seen: call.time,
+                    ..KeyTotals::default()
+                };
+                self.keys.insert(key.into(), t);
+            }
+        }
+        if let Some(t) = self.keys.get_mut(key) {
+            t.calls += 1;
+            t.failures += u64::from(failed);
+            match t.by_operation.get_mut(&*call.operation) {
+                Some(n) => *n += 1,
+                None => {
+                    t.by_operation.insert(call.operation.clone(), 1);
+                }
+            }
+            t.first_seen = t.first_seen.min(call.time);
+            t.last_seen = t.last_seen.max(call.time);
+            if !failed && call.class == OpClass::Crypto {
+                t.last_used = Some(t.last_used.map_or(call.time, |u| u.max(call.time)));
+            }
+        }
+        let b = &mut self.buf;
+        b.clear();
+        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.principal, call.service);
+        bump(&mut self.kps, b, self.max_rows, &mut self.overflow, |c| {
+            c.calls += 1;
+            c.failures += u64::from(failed);
+        });
+        b.clear();
+        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.operation, call.outcome());
+        bump(&mut self.koo, b, self.max_rows, &mut self.overflow, |n| {
+            *n += 1
+        });
+    }
+}
+
+fn bump<V: Default>(
+    map: &mut HashMap<Box<str>, V>,
+    k: &str,
+    max: usize,
+    overflow: &mut u64,
+    f: impl FnOnce(&mut V),
+) {
+    if let Some(v) = map.get_mut(k) {
+        f(v);
+    } else if map.len() >= max {
+        *overflow += 1;
+    } else {
+        f(map.entry(k.into()).or_default());
+    }
+}
+
+fn none_if_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct KeyRow {
+    pub key: Option<String>,
+    pub calls: u64,
+    pub failures: u64,
+    pub by_operation: BTreeMap<String, u64>,
+    pub first_seen: String,
+    /// Latest successful cryptographic use; `null` if none was seen.
+    pub last_used: Option<String>,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct KeyPrincipalServiceRow {
+    pub key: Option<String>,
+    pub principal: String,
+    pub service: String,
+    pub calls: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct KeyOperationOutcomeRow {
+    pub key: Option<String>,
+    pub operation: String,
+    pub outcome: String,
+    pub calls: u64,
+}
+
+/// What the driver read, as opposed to what the engine made of it.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct InputStats {
+    /// Files found under the input directories.
+    pub files_found: u64,
+    /// Log objects read (`.json.gz` / `.json` that are not digests).
+    pub log_objects: u64,
+    pub objects_failed: u64,
+    /// Skipped files by reason (`digest`, `insight`, `not_log`, `empty`).
+    pub skipped: BTreeMap<String, u64>,
+    /// Failed objects by reason.
+    pub failed_by_kind: BTreeMap<String, u64>,
+    pub failures: Vec<Failure>,
+    pub compressed_bytes: u64,
+    pub decompressed_bytes: u64,
+    pub records: u64,
+    pub kms_records: u64,
+    pub non_kms_records: u64,
+    pub malformed_records: u64,
+    /// The first malformed records (all are counted in `malformed_records`).
+    pub malformed: Vec<Failure>,
+}
+
+/// One object or record that could not be used.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// `s3://bucket/key` or a file path.
+    pub object: String,
+    pub kind: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RuleStats {
+    pub rule: String,
+    pub firing: u64,
+    pub resolved: u64,
+    pub still_firing: u64,
+    pub late: u64,
+    pub overflow: u64,
+}
+
+/// The replay summary (`--summary FILE`), schema `kmswatch.summary/v1`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub schema: &'static str,
+    pub input: InputStats,
+    /// Distinct KMS calls (after dedupe), the total of `keys[].calls`.
+    pub kms_calls: u64,
+    pub duplicates: u64,
+    pub late_events: u64,
+    pub first_event: Option<String>,
+    pub last_event: Option<String>,
+    pub alerts_firing: u64,
+    pub alerts_resolved: u64,
+    pub rules: Vec<RuleStats>,
+    /// Calls whose row did not fit a table's `max_report_rows`: the tables are then incomplete.
+    pub table_overflow: u64,
+    pub keys: Vec<KeyRow>,
+    pub key_principal_service: Vec<KeyPrincipalServiceRow>,
+    pub key_operation_outcome: Vec<KeyOperationOutcomeRow>,
+}
+
+impl Summary {
+    /// `per_rule` gives (firing, resolved) alerts emitted per rule id.
+    pub fn build(
+        input: InputStats,
+        engine: &Engine,
+        per_rule: &HashMap<String, (u64, u64)>,
+    ) -> Summary {
+        let t = engine.totals();
+        let c = engine.counters();
+        let mut keys: Vec<KeyRow> = t
+            .keys
+            .iter()
+            .map(|(k, v)| KeyRow {
+                key: none_if_empty(k),
+                calls: v.calls,
+                failures: v.failures,
+                by_operation: v
+                    .by_operation
+                    .iter()
+                    .map(|(o, n)| (o.to_string(), *n))
+                    .collect(),
+                first_seen: format_rfc3339(v.first_seen),
+                last_used: v.last_used.map(format_rfc3339),
+                last_seen: format_rfc3339(v.last_seen),
+            })
+            .collect();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        let split3 = |k: &str| {
+            let mut it = k.splitn(3, SEP);
+            let a = it.next().unwrap_or_default();
+            let b = it.next().unwrap_or_default();
+            let c = it.next().unwrap_or_default();
+            (none_if_empty(a), b.to_owned(), c.to_owned())
+        };
+        let mut kps: Vec<KeyPrincipalServiceRow> = t
+            .kps
+            .iter()
+            .map(|(k, v)| {
+                let (key, principal, service) = split3(k);
+                KeyPrincipalServiceRow {
+                    key,
+                    principal,
+                    service,
+                    calls: v.calls,
+                    failures: v.failures,
+                }
+            })
+            .collect();
+        kps.sort_by(|a, b| {
+            (&a.key, &a.principal, &a.service).cmp(&(&b.key, &b.principal, &b.service))
+        });
+        let mut koo: Vec<KeyOperationOutcomeRow> = t
+            .koo
+            .iter()
+            .map(|(k, n)| {
+                let (key, operation, outcome) = split3(k);
+                KeyOperationOutcomeRow {
+                    key,
+                    operation,
+                    outcome,
+                    calls: *n,
+                }
+            })
+            .collect();
+        koo.sort_by(|a, b| {
+            (&a.key, &a.operation, &a.outcome).cmp(&(&b.key, &b.operation, &b.outcome))
+        });
+        let first = t.keys.values().map(|k| k.first_seen).min();
+        let rules = engine
+            .rules()
+            .iter()
+            .map(|r| {
+                let (firing, resolved) = per_rule.get(&r.rule.id).copied().unwrap_or_default();
+                RuleStats {
+                    rule: r.rule.id.clone(),
+                    firing,
+                    resolved,
+                    still_firing: r.firing() as u64,
+                    late: r.counters.late,
+                    overflow: r.counters.overflow,
+                }
+            })
+            .collect();
+        Summary {
+            schema: SUMMARY_SCHEMA,
+            input,
+            kms_calls: c.kms_calls,
+            duplicates: c.duplicates,
+            late_events: c.late,
+            first_event: first.map(format_rfc3339),
+            last_event: engine.max_event_time().map(format_rfc3339),
+            alerts_firing: c.alerts_firing,
+            alerts_resolved: c.alerts_resolved,
+            rules,
+            table_overflow: t.overflow,
+            keys,
+            key_principal_service: kps,
+            key_operation_outcome: koo,
+        }
+    }
+
+    /// The human-readable summary printed on stderr.
+    pub fn render_text(&self) -> String {
+        let i = &self.input;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "read {} log objects ({} files found; {:.1} MB compressed, {:.1} MB JSON)",
+            i.log_objects,
+            i.files_found,
+            i.compressed_bytes as f64 / 1e6,
+            i.decompressed_bytes as f64 / 1e6
+        );
+        let skipped: Vec<String> = i.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        if !skipped.is_empty() {
+            let _ = writeln!(s, "skipped files: {}", skipped.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "records: {} ({} KMS, {} other, {} malformed)",
+            i.records, i.kms_records, i.non_kms_records, i.malformed_records
+        );
+        let _ = writeln!(
+            s,
+            "KMS calls: {} distinct, {} duplicates dropped, {} late; events from {} to {}",
+            self.kms_calls,
+            self.duplicates,
+            self.late_events,
+            self.first_event.as_deref().unwrap_or("-"),
+            self.last_event.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(
+            s,
+            "keys: {}; alerts: {} firing, {} resolved",
+            self.keys.iter().filter(|k| k.key.is_some()).count(),
+            self.alerts_firing,
+            self.alerts_resolved
+        );
+        for r in self
+            .rules
+            .iter()
+            .filter(|r| r.firing + r.resolved + r.late + r.overflow > 0)
+        {
+            let _ = writeln!(
+                s,
+                "  {}: {} firing, {} resolved{}{}",
+                r.rule,
+                r.firing,
+                r.resolved,
+                if r.late > 0 {
+                    format!(", {} late calls not windowed", r.late)
+                } else {
+                    String::new()
+                },
+                if r.overflow > 0 {
+                    format!(", {} calls over limits", r.overflow)
+                } else {
+                    String::new()
+                },
+            );
+        }
+        if self.table_overflow > 0 {
+            let _ = writeln!(
+                s,
+                "warning: {} calls fell outside max_report_rows; totals tables are incomplete",
+                self.table_overflow
+            );
+        }
+        if i.objects_failed > 0 || i.malformed_records > 0 {
+            let kinds: Vec<String> = i
+                .failed_by_kind
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "FAILED: {} objects ({}), {} malformed records",
+                i.objects_failed,
+                if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds.join(", ")
+                },
+                i.malformed_records
+            );
+            for f in i.failures.iter().chain(&i.malformed) {
+                let _ = writeln!(s, "  {}: {}", f.object, f.error);
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,289 @@
+//! Call-by-call rules: `event` and `new-principal`. They fire at once and resolve as windows close.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{group_key, keep_id, make_alert, AlertParts, EvalCounters, EvalLimits};
+use crate::aggregate::{window_start, KeyCatalog};
+use crate::alerts::{Alert, AlertState};
+use crate::decode::KmsCall;
+use crate::rules::model::{Rule, RuleKind};
+use crate::timefmt::format_rfc3339;
+
+#[derive(Debug)]
+struct Firing {
+    first_window: i64,
+    /// Start of the latest window with a matching call; the alert resolves once a later window closes.
+    last_window: i64,
+    count: u64,
+    ids: Vec<Box<str>>,
+}
+
+#[derive(Debug)]
+pub(super) struct EventState {
+    len: i64,
+    /// Start of the next window to close; set by the first matching call.
+    next_start: Option<i64>,
+    firing: HashMap<Box<str>, Firing>,
+    /// `new-principal` only: key -> hashes of the principals seen using it.
+    seen: HashMap<Box<str>, HashSet<u64>>,
+    limits: EvalLimits,
+    buf: String,
+}
+
+impl EventState {
+    pub(super) fn new(len: i64, limits: EvalLimits) -> Self {
+        EventState {
+            len,
+            next_start: None,
+            firing: HashMap::new(),
+            seen: HashMap::new(),
+            limits,
+            buf: String::new(),
+        }
+    }
+
+    pub(super) fn firing(&self) -> usize {
+        self.firing.len()
+    }
+
+    pub(super) fn next_close(&self) -> Option<i64> {
+        self.next_start.map(|s| s + self.len)
+    }
+
+    pub(super) fn on_call(
+        &mut self,
+        rule: &Rule,
+        counters: &mut EvalCounters,
+        call: &KmsCall,
+        key: Option<&str>,
+        catalog: &KeyCatalog,
+        out: &mut Vec<Alert>,
+    ) {
+        if !rule.filter.matches(call, key) {
+            return;
+        }
+        let mut observed_for = None;
+        if let RuleKind::NewPrincipal { learning_secs } = rule.kind {
+            let Some(key) = key else { return };
+            match self.first_use(key, &call.principal) {
+                None => {
+                    counters.overflow += 1;
+                    return;
+                }
+                Some(false) => return,
+                Some(true) => {}
+            }
+            let first_seen = catalog.get(key).map_or(call.time, |k| k.first_seen);
+            if call.time - first_seen < learning_secs {
+                return;
+            }
+            observed_for = Some((call.time - first_seen, learning_secs, first_seen));
+        }
+        let window = window_start(call.time, self.len);
+        self.next_start.get_or_insert(window);
+        group_key(&rule.group_by, call, key, &mut self.buf);
+        if let Some(f) = self.firing.get_mut(self.buf.as_str()) {
+            f.count += 1;
+            f.last_window = f.last_window.max(window);
+            keep_id(&mut f.ids, &call.event_id);
+            return;
+        }
+        if self.firing.len() >= self.limits.max_groups_per_rule {
+            counters.overflow += 1;
+            return;
+        }
+        let outcome = match &call.error_code {
+            Some(code) => format!(" failed with {code}"),
+            None => String::new(),
+        };
+        let what = format!(
+            "{}{outcome} by {} on key {} at {} (eventID {})",
+            call.operation,
+            call.principal,
+            key.unwrap_or("(none)"),
+            format_rfc3339(call.time),
+            call.event_id
+        );
+        let (value, threshold, summary) = match observed_for {
+            Some((age, learning, first_seen)) => (
+                age as f64,
+                learning as f64,
+                format!(
+                    "first use of the key by this principal: {what}; the key has been observed since {}",
+                    format_rfc3339(first_seen)
+                ),
+            ),
+            None => (1.0, 1.0, what),
+        };
+        let ids = vec![Box::<str>::from(&*call.event_id)];
+        out.push(make_alert(
+            rule,
+            AlertParts {
+                state: AlertState::Firing,
+                group_key: &self.buf,
+                window: (window, window + self.len),
+                value,
+                threshold,
+                baseline: None,
+                summary,
+                count: 1,
+                ids: &ids,
+            },
+        ));
+        self.firing.insert(
+            self.buf.as_str().into(),
+            Firing {
+                first_window: window,
+                last_window: window,
+                count: 1,
+                ids,
+            },
+        );
+    }
+
+    /// Whether this is the principal's first use of the key; `None` when the key is at its limit.
+    fn first_use(&mut self, key: &str, principal: &str) -> Option<bool> {
+        let h = xxhash_rust::xxh3::xxh3_64(principal.as_bytes());
+        let max = self.limits.max_principals_per_key;
+        if !self.seen.contains_key(key) {
+            if self.seen.len() >= self.limits.max_groups_per_rule {
+                return None;
+            }
+            self.seen.insert(key.into(), HashSet::new());
+        }
+        let set = self.seen.get_mut(key)?;
+        if set.contains(&h) {
+            Some(false)
+        } else if set.len() >= max {
+            None
+        } else {
+            set.insert(h);
+            Some(true)
+        }
+    }
+
+    pub(super) fn close_next(&mut self, rule: &Rule, limit: i64, out: &mut Vec<Alert>) -> bool {
+        let Some(mut start) = self.next_start else {
+            return false;
+        };
+        if self.firing.is_empty() {
+            start = start.max(window_start(limit, self.len));
+        }
+        if start + self.len > limit {
+            self.next_start = Some(start);
+            return false;
+        }
+        self.next_start = Some(start + self.len);
+        let mut done: Vec<Box<str>> = self
+            .firing
+            .iter()
+            .filter(|(_, f)| f.last_window < start)
+            .map(|(g, _)| g.clone())
+            .collect();
+        done.sort_unstable();
+        for g in done {
+            let Some(f) = self.firing.remove(&g) else {
+                continue;
+            };
+            out.push(make_alert(
+                rule,
+                AlertParts {
+                    state: AlertState::Resolved,
+                    group_key: &g,
+                    window: (f.first_window, start + self.len),
+                    value: f.count as f64,
+                    threshold: 1.0,
+                    baseline: None,
+                    summary: format!(
+                        "resolved: no matching call in the window from {}; {} matching call(s) while firing",
+                        format_rfc3339(start),
+                        f.count
+                    ),
+                    count: f.count,
+                    ids: &f.ids,
+                },
+            ));
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::alerts::AlertState::*;
+    use crate::rules::model::RuleKind;
+
+    #[test]
+    fn event_fires_at_once_folds_repeats_and_resolves_after_a_quiet_window() {
+        let mut r = rule("e", RuleKind::Event, &["key", "principal"]);
+        r.filter.operations = Some(globs(&["ScheduleKeyDeletion"]));
+        let mut h = Harness::new(vec![r]);
+        h.call(100, op("ScheduleKeyDeletion", "k", "admin"));
+        h.call(110, op("Decrypt", "k", "admin"));
+        h.call(400, op("ScheduleKeyDeletion", "k", "admin")); // folded: still firing
+        h.call(420, op("ScheduleKeyDeletion", "k2", "admin")); // another group
+        h.call(5000, op("Decrypt", "k", "app")); // moves the watermark far ahead
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![
+                ("e", Firing, "k", 0, 1.0),
+                ("e", Firing, "k2", 300, 1.0),
+                ("e", Resolved, "k", 0, 2.0),
+                ("e", Resolved, "k2", 300, 1.0)
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(
+            got[2].window_end, 900,
+            "k's last call was in window 300; window 600 closed quiet"
+        );
+        assert_eq!(got[2].evidence.event_ids.len(), 2);
+    }
+
+    #[test]
+    fn new_principal_only_after_learning() {
+        let r = rule(
+            "n",
+            RuleKind::NewPrincipal {
+                learning_secs: 1000,
+            },
+            &["key", "principal"],
+        );
+        let mut h = Harness::new(vec![r]);
+        h.call(0, decrypt("k", "a"));
+        h.call(500, decrypt("k", "b")); // learning: remembered, silent
+        h.call(1000, decrypt("k", "a"));
+        h.call(1000, decrypt("k", "b"));
+        h.call(1000, decrypt("k", "c")); // after learning, new: fires
+        h.call(1100, decrypt("k", "c")); // not new any more
+        h.call(1200, decrypt("k2", "c")); // k2 was first seen just now: learning
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![
+                ("n", Firing, "k", 900, 1000.0),
+                ("n", Resolved, "k", 900, 1.0)
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(got[0].group.describe(), "key k, principal c");
+    }
+
+    #[test]
+    fn new_principal_respects_the_per_key_limit() {
+        let r = rule(
+            "n",
+            RuleKind::NewPrincipal { learning_secs: 0 },
+            &["key", "principal"],
+        );
+        let mut h = Harness::with_limits(vec![r], 100, 2);
+        for p in ["a", "b", "c", "c"] {
+            h.call(0, decrypt("k", p));
+        }
+        let got = h.end();
+        assert_eq!(got.iter().filter(|a| a.state == Firing).count(), 2);
+        assert_eq!(h.engine.rules()[0].counters.overflow, 2);
+    }
+}

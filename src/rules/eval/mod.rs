@@ -1,0 +1,220 @@
+//! Rule evaluation: per-rule state fed with calls and closed windows, producing alerts.
+//!
+//! Pure: no I/O, no clock. The engine decides when windows close; each evaluator only reacts.
+
+mod event;
+mod unused;
+mod windowed;
+
+use crate::aggregate::KeyCatalog;
+use crate::alerts::{Alert, AlertState, Baseline, Evidence, Group, ALERT_SCHEMA, MAX_EVIDENCE_IDS};
+use crate::decode::KmsCall;
+
+use super::model::{Dim, Rule, RuleKind};
+
+/// Memory bounds for rule state, all attacker-influenced (keys and principals come from logs).
+#[derive(Debug, Clone, Copy)]
+pub struct EvalLimits {
+    /// Groups one rule tracks at once (open window cells, baselines, firing alerts each).
+    pub max_groups_per_rule: usize,
+    /// Principals remembered per key by `new-principal` rules.
+    pub max_principals_per_key: usize,
+}
+
+impl Default for EvalLimits {
+    fn default() -> Self {
+        EvalLimits {
+            max_groups_per_rule: 100_000,
+            max_principals_per_key: 10_000,
+        }
+    }
+}
+
+/// Counters of what a rule could not take in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvalCounters {
+    /// Matching calls whose window had already closed.
+    pub late: u64,
+    /// Matching calls or groups dropped because a limit was reached.
+    pub overflow: u64,
+}
+
+/// One rule with its running state.
+#[derive(Debug)]
+pub struct RuleEval {
+    pub rule: Rule,
+    pub counters: EvalCounters,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Windowed(windowed::WindowedState),
+    Event(event::EventState),
+    Unused(unused::UnusedState),
+}
+
+impl RuleEval {
+    /// `window_secs` is the engine's default window, used unless the rule sets its own.
+    pub fn new(rule: Rule, window_secs: i64, limits: EvalLimits) -> Self {
+        let len = rule.window_secs.unwrap_or(window_secs);
+        let state = match &rule.kind {
+            RuleKind::Threshold { .. } | RuleKind::Spike { .. } | RuleKind::Ratio { .. } => {
+                State::Windowed(windowed::WindowedState::new(len, limits))
+            }
+            RuleKind::Event | RuleKind::NewPrincipal { .. } => {
+                State::Event(event::EventState::new(len, limits))
+            }
+            RuleKind::Unused { .. } => State::Unused(unused::UnusedState::new(len)),
+        };
+        RuleEval {
+            rule,
+            counters: EvalCounters::default(),
+            state,
+        }
+    }
+
+    /// Feeds one (deduplicated) call; `key` is its resolved key. Event-like rules may alert at once.
+    pub fn on_call(
+        &mut self,
+        call: &KmsCall,
+        key: Option<&str>,
+        catalog: &KeyCatalog,
+        out: &mut Vec<Alert>,
+    ) {
+        let r = &self.rule;
+        let c = &mut self.counters;
+        match &mut self.state {
+            State::Windowed(s) => s.on_call(r, c, call, key),
+            State::Event(s) => s.on_call(r, c, call, key, catalog, out),
+            State::Unused(s) => s.on_call(r, call, key, catalog, out),
+        }
+    }
+
+    /// End time of the next window (or check) this rule would close, if any.
+    pub fn next_close(&self) -> Option<i64> {
+        match &self.state {
+            State::Windowed(s) => s.next_close(),
+            State::Event(s) => s.next_close(),
+            State::Unused(s) => s.next_close(),
+        }
+    }
+
+    /// Closes this rule's next window if it ends by `limit`, emitting alerts; may instead skip
+    /// windows in which nothing can change. Returns whether it closed one.
+    pub fn close_next(&mut self, limit: i64, catalog: &KeyCatalog, out: &mut Vec<Alert>) -> bool {
+        let r = &self.rule;
+        match &mut self.state {
+            State::Windowed(s) => s.close_next(r, limit, out),
+            State::Event(s) => s.close_next(r, limit, out),
+            State::Unused(s) => s.close_next(r, limit, catalog, out),
+        }
+    }
+
+    /// Whether the rule is `unused` (checked against the watermark itself, not whole windows).
+    pub fn is_unused(&self) -> bool {
+        matches!(self.state, State::Unused(_))
+    }
+
+    /// Alerts currently firing for this rule.
+    pub fn firing(&self) -> usize {
+        match &self.state {
+            State::Windowed(s) => s.firing(),
+            State::Event(s) => s.firing(),
+            State::Unused(s) => s.firing(),
+        }
+    }
+}
+
+/// Separates dimension values inside a group key; CloudTrail values never contain it.
+const SEP: char = '\u{1f}';
+
+/// Writes the group key of `call` for `dims` into `buf` (no allocation once `buf` is warm).
+fn group_key(dims: &[Dim], call: &KmsCall, key: Option<&str>, buf: &mut String) {
+    buf.clear();
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            buf.push(SEP);
+        }
+        buf.push_str(d.value(call, key).unwrap_or(""));
+    }
+}
+
+/// The group object of a group key built by [`group_key`].
+fn group_of(dims: &[Dim], key: &str) -> Group {
+    Group(
+        dims.iter()
+            .zip(key.split(SEP))
+            .map(|(d, v)| (*d, (!v.is_empty()).then(|| v.to_owned())))
+            .collect(),
+    )
+}
+
+/// Event ids kept as evidence, at most [`MAX_EVIDENCE_IDS`].
+fn keep_id(ids: &mut Vec<Box<str>>, id: &str) {
+    if ids.len() < MAX_EVIDENCE_IDS {
+        ids.push(id.into());
+    }
+}
+
+/// What varies between alerts; [`RuleEval`] fills in the rest from the rule.
+struct AlertParts<'a> {
+    state: AlertState,
+    group_key: &'a str,
+    window: (i64, i64),
+    value: f64,
+    threshold: f64,
+    baseline: Option<Baseline>,
+    summary: String,
+    count: u64,
+    ids: &'a [Box<str>],
+}
+
+fn make_alert(rule: &Rule, p: AlertParts<'_>) -> Alert {
+    Alert {
+        schema: ALERT_SCHEMA,
+        rule: rule.id.clone(),
+        kind: rule.kind.name(),
+        severity: rule.severity,
+        state: p.state,
+        group: group_of(&rule.group_by, p.group_key),
+        window_start: p.window.0,
+        window_end: p.window.1,
+        value: p.value,
+        threshold: p.threshold,
+        baseline: p.baseline,
+        summary: p.summary,
+        description: rule.description.clone(),
+        evidence: Evidence {
+            count: p.count,
+            event_ids: p.ids.iter().map(|s| s.to_string()).collect(),
+        },
+    }
+}
+
+/// `Decrypt`, `failed Decrypt`, `KMS` ... for sentences.
+fn calls_phrase(rule: &Rule) -> String {
+    use super::model::OutcomeFilter;
+    let ops = rule
+        .filter
+        .operations
+        .as_ref()
+        .map(|g| g.patterns.join("/"))
+        .unwrap_or_else(|| "KMS".to_owned());
+    match rule.filter.outcome {
+        OutcomeFilter::Failure => format!("failed {ops}"),
+        _ => ops,
+    }
+}
+
+/// `5 minutes`, `1 hour`, `90 seconds`.
+fn duration_phrase(secs: i64) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" }),
+        s if s % 60 == 0 => format!("{} minute{}", s / 60, if s == 60 { "" } else { "s" }),
+        s => format!("{s} seconds"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support;

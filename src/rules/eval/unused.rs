@@ -1,0 +1,251 @@
+//! The `unused` rule: known keys with no matching use for a while, checked at window boundaries.
+
+use std::collections::HashMap;
+
+use super::{make_alert, AlertParts};
+use crate::aggregate::{window_start, KeyCatalog};
+use crate::alerts::{Alert, AlertState};
+use crate::decode::KmsCall;
+use crate::rules::model::{Rule, RuleKind};
+use crate::timefmt::format_rfc3339;
+
+#[derive(Debug)]
+pub(super) struct UnusedState {
+    /// Checks happen when the watermark passes a boundary of windows of this length.
+    len: i64,
+    next_boundary: Option<i64>,
+    /// Key -> time and eventID of its latest matching use.
+    last_use: HashMap<Box<str>, (i64, Box<str>)>,
+    /// Keys alerted on -> the time they have been idle since.
+    fired: HashMap<Box<str>, i64>,
+    /// No key can be due before this: boundaries before it are skipped without a scan.
+    next_due: i64,
+}
+
+fn idle_days(secs: i64) -> f64 {
+    (secs as f64 / 86_400.0 * 10.0).round() / 10.0
+}
+
+impl UnusedState {
+    pub(super) fn new(len: i64) -> Self {
+        UnusedState {
+            len,
+            next_boundary: None,
+            last_use: HashMap::new(),
+            fired: HashMap::new(),
+            next_due: i64::MIN,
+        }
+    }
+
+    pub(super) fn firing(&self) -> usize {
+        self.fired.len()
+    }
+
+    pub(super) fn next_close(&self) -> Option<i64> {
+        self.next_boundary
+    }
+
+    fn unused_for(rule: &Rule) -> i64 {
+        match rule.kind {
+            RuleKind::Unused {
+                unused_for_secs, ..
+            } => unused_for_secs,
+            _ => i64::MAX,
+        }
+    }
+
+    /// Only real keys (not unresolved alias ARNs) in the rule's key and account scope.
+    fn eligible(rule: &Rule, key: &str) -> bool {
+        key.contains(":key/")
+            && rule.filter.keys.matches(Some(key))
+            && rule
+                .filter
+                .accounts
+                .matches(crate::decode::arn_account(key))
+    }
+
+    pub(super) fn on_call(
+        &mut self,
+        rule: &Rule,
+        call: &KmsCall,
+        key: Option<&str>,
+        catalog: &KeyCatalog,
+        out: &mut Vec<Alert>,
+    ) {
+        self.next_boundary
+            .get_or_insert(window_start(call.time, self.len) + self.len);
+        let Some(key) = key else { return };
+        let unused_for = Self::unused_for(rule);
+        if let Some(info) = catalog.get(key) {
+            self.next_due = self
+                .next_due
+                .min(info.first_seen.saturating_add(unused_for));
+        }
+        if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) {
+            return;
+        }
+        match self.last_use.get_mut(key) {
+            Some(last) if last.0 >= call.time => {}
+            Some(last) => *last = (call.time, call.event_id.clone()),
+            None => {
+                self.last_use
+                    .insert(key.into(), (call.time, call.event_id.clone()));
+            }
+        }
+        if let Some(since) = self.fired.remove(key) {
+            let ids = vec![call.event_id.clone()];
+            out.push(make_alert(
+                rule,
+                AlertParts {
+                    state: AlertState::Resolved,
+                    group_key: key,
+                    window: (since, call.time),
+                    value: (call.time - since) as f64,
+                    threshold: unused_for as f64,
+                    baseline: None,
+                    summary: format!(
+                        "resolved: key {key} was used again at {} by {} ({}) after {} days",
+                        format_rfc3339(call.time),
+                        call.principal,
+                        call.operation,
+                        idle_days(call.time - since)
+                    ),
+                    count: 1,
+                    ids: &ids,
+                },
+            ));
+        }
+    }
+
+    pub(super) fn close_next(
+        &mut self,
+        rule: &Rule,
+        limit: i64,
+        catalog: &KeyCatalog,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        let Some(boundary) = self.next_boundary else {
+            return false;
+        };
+        if boundary > limit {
+            return false;
+        }
+        if boundary < self.next_due {
+            // Nothing can be due yet: jump to the first boundary at or after next_due, or past limit.
+            let due = self.next_due.min(limit.saturating_add(1));
+            let jump = window_start(due.saturating_sub(1), self.len) + self.len;
+            self.next_boundary = Some(jump.max(boundary + self.len));
+            return false;
+        }
+        self.next_boundary = Some(boundary + self.len);
+        let unused_for = Self::unused_for(rule);
+        let mut due: Vec<(&str, i64)> = Vec::new();
+        let mut next_due = i64::MAX;
+        for (key, info) in catalog.iter() {
+            if info.pending_deletion || self.fired.contains_key(key) || !Self::eligible(rule, key) {
+                continue;
+            }
+            let since = self.last_use.get(key).map_or(info.first_seen, |(t, _)| *t);
+            if since.saturating_add(unused_for) <= boundary {
+                due.push((key, since));
+            } else {
+                next_due = next_due.min(since.saturating_add(unused_for));
+            }
+        }
+        self.next_due = next_due;
+        due.sort_unstable();
+        for (key, since) in due {
+            let last = self.last_use.get(key);
+            let ids: Vec<Box<str>> = last.map(|(_, id)| id.clone()).into_iter().collect();
+            let history = match last {
+                Some(_) => format!("since its last use at {}", format_rfc3339(since)),
+                None => format!("since it was first seen at {}", format_rfc3339(since)),
+            };
+            out.push(make_alert(
+                rule,
+                AlertParts {
+                    state: AlertState::Firing,
+                    group_key: key,
+                    window: (since, boundary),
+                    value: (boundary - since) as f64,
+                    threshold: unused_for as f64,
+                    baseline: None,
+                    summary: format!(
+                        "key {key} had no matching use for {} days, {history}: disable it or schedule its deletion if nothing needs it",
+                        idle_days(boundary - since)
+                    ),
+                    count: 0,
+                    ids: &ids,
+                },
+            ));
+            self.fired.insert(key.into(), since);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::alerts::AlertState::*;
+    use crate::decode::KeyEffect;
+    use crate::rules::model::{ClassFilter, OutcomeFilter, RuleKind};
+
+    fn unused(days: i64) -> crate::rules::Rule {
+        let mut r = rule(
+            "u",
+            RuleKind::Unused {
+                unused_for_secs: days * 86_400,
+                inventory: vec![],
+            },
+            &["key"],
+        );
+        r.filter.class = ClassFilter::Crypto;
+        r.filter.outcome = OutcomeFilter::Ok;
+        r
+    }
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn fires_once_per_key_and_resolves_on_use() {
+        let mut h = Harness::new(vec![unused(30)]);
+        h.call(0, decrypt("arn:k/a", "p"));
+        h.call(0, op("DescribeKey", "arn:key/b", "p")); // known, never used
+        h.call(10 * DAY, decrypt("arn:key/c", "p"));
+        h.call(20 * DAY, op("DescribeKey", "arn:key/a", "p")); // management: not a use
+        h.call(31 * DAY, decrypt("arn:key/c", "p"));
+        h.call(45 * DAY, decrypt("arn:key/b", "p")); // b used again
+        let got = h.end();
+        // "arn:k/a" is not a key ARN (an unresolved alias would look like it): never alerted.
+        // key/b: known at 0, never used: due at day 30, resolved by its use at day 45.
+        // key/a: first seen at day 20: due at day 50, after the last event. key/c: used.
+        assert_eq!(
+            brief(&got),
+            vec![
+                ("u", Firing, "arn:key/b", 0, 30.0 * DAY as f64),
+                ("u", Resolved, "arn:key/b", 0, 45.0 * DAY as f64)
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(got[0].window_end, 30 * DAY);
+        assert_eq!(got[1].evidence.count, 1);
+    }
+
+    #[test]
+    fn keys_pending_deletion_are_excluded() {
+        let mut h = Harness::new(vec![unused(1)]);
+        h.call(0, decrypt("arn:key/a", "p"));
+        h.call(0, decrypt("arn:key/b", "p"));
+        let mut c = op("ScheduleKeyDeletion", "arn:key/b", "admin");
+        c.effect = Some(KeyEffect::DeletionScheduled);
+        h.call(10, c);
+        h.call(3 * DAY, op("ListKeys", "", "p"));
+        let got = h.end();
+        assert_eq!(
+            brief(&got).iter().map(|x| x.2).collect::<Vec<_>>(),
+            vec!["arn:key/a"],
+            "{got:#?}"
+        );
+    }
+}

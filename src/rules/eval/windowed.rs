@@ -1,0 +1,495 @@
+//! Windowed rules: `threshold`, `spike` and `ratio`, evaluated as each window closes.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{
+    calls_phrase, duration_phrase, group_key, keep_id, make_alert, AlertParts, EvalCounters,
+    EvalLimits,
+};
+use crate::aggregate::Windows;
+use crate::alerts::{Alert, AlertState, Baseline};
+use crate::decode::KmsCall;
+use crate::rules::model::{Rule, RuleKind};
+use crate::timefmt::format_rfc3339;
+
+/// What one group accumulates in one window.
+#[derive(Debug, Default)]
+pub(super) struct Cell {
+    /// Matching calls (for `ratio`: numerator calls).
+    count: u64,
+    /// `ratio` only: denominator calls.
+    other: u64,
+    ids: Vec<Box<str>>,
+}
+
+/// A group's counts in its trailing closed windows, oldest first.
+#[derive(Debug)]
+struct History {
+    /// Start of the newest window recorded.
+    last: i64,
+    counts: VecDeque<u64>,
+}
+
+impl History {
+    /// Records `count` for window `start` and returns the baseline before it: the mean and
+    /// population stddev over the windows since the group was first seen, at most `n`. Windows the
+    /// group had no calls in count as zero; they are filled in lazily here.
+    fn observe(&mut self, start: i64, count: u64, len: i64, n: usize) -> Baseline {
+        let gap = ((start - self.last) / len - 1).clamp(0, n as i64) as usize;
+        for _ in 0..gap {
+            self.push(0, n);
+        }
+        let windows = self.counts.len();
+        let (mean, stddev) = if windows == 0 {
+            (0.0, 0.0)
+        } else {
+            let mean = self.counts.iter().sum::<u64>() as f64 / windows as f64;
+            let var = self
+                .counts
+                .iter()
+                .map(|&c| (c as f64 - mean).powi(2))
+                .sum::<f64>()
+                / windows as f64;
+            (mean, var.sqrt())
+        };
+        self.push(count, n);
+        self.last = start;
+        Baseline {
+            mean,
+            stddev,
+            windows,
+        }
+    }
+
+    fn push(&mut self, count: u64, n: usize) {
+        if self.counts.len() == n {
+            self.counts.pop_front();
+        }
+        self.counts.push_back(count);
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct WindowedState {
+    windows: Windows<Cell>,
+    /// Group key -> start of the window in which it began firing.
+    firing: HashMap<Box<str>, i64>,
+    /// `spike` only.
+    history: HashMap<Box<str>, History>,
+    limits: EvalLimits,
+    buf: String,
+}
+
+impl WindowedState {
+    pub(super) fn new(len: i64, limits: EvalLimits) -> Self {
+        WindowedState {
+            windows: Windows::new(len),
+            firing: HashMap::new(),
+            history: HashMap::new(),
+            limits,
+            buf: String::new(),
+        }
+    }
+
+    pub(super) fn on_call(
+        &mut self,
+        rule: &Rule,
+        counters: &mut EvalCounters,
+        call: &KmsCall,
+        key: Option<&str>,
+    ) {
+        if !rule.filter.matches(call, key) {
+            return;
+        }
+        let numerator = match &rule.kind {
+            RuleKind::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => {
+                if numerator.is_match(&call.operation) {
+                    true
+                } else if denominator.is_match(&call.operation) {
+                    false
+                } else {
+                    return;
+                }
+            }
+            _ => true,
+        };
+        group_key(&rule.group_by, call, key, &mut self.buf);
+        let Some(cell) = self
+            .windows
+            .cell(call.time, &self.buf, self.limits.max_groups_per_rule)
+        else {
+            if self.windows.is_closed(call.time) {
+                counters.late += 1;
+            } else {
+                counters.overflow += 1;
+            }
+            return;
+        };
+        if numerator {
+            cell.count += 1;
+            keep_id(&mut cell.ids, &call.event_id);
+        } else {
+            cell.other += 1;
+        }
+    }
+
+    pub(super) fn next_close(&self) -> Option<i64> {
+        self.windows.next_end()
+    }
+
+    pub(super) fn firing(&self) -> usize {
+        self.firing.len()
+    }
+
+    pub(super) fn close_next(&mut self, rule: &Rule, limit: i64, out: &mut Vec<Alert>) -> bool {
+        // With nothing firing, an empty window changes nothing: skip over empty ones.
+        let Some((start, mut cells)) = self.windows.close_next(limit, self.firing.is_empty())
+        else {
+            return false;
+        };
+        let len = self.windows.len_secs();
+        let mut groups: Vec<Box<str>> = cells.keys().cloned().collect();
+        groups.extend(
+            self.firing
+                .keys()
+                .filter(|g| !cells.contains_key(*g))
+                .cloned(),
+        );
+        groups.sort_unstable();
+        if matches!(rule.kind, RuleKind::Spike { .. }) {
+            self.make_room_for_history(&cells, start, len, rule);
+        }
+        for g in groups {
+            let cell = cells.remove(&g).unwrap_or_default();
+            let verdict = self.judge(rule, &g, &cell, start, len);
+            let firing = self.firing.contains_key(&g);
+            let state = match (verdict.holds, firing) {
+                (true, false) => {
+                    self.firing.insert(g.clone(), start);
+                    AlertState::Firing
+                }
+                (false, true) => {
+                    self.firing.remove(&g);
+                    AlertState::Resolved
+                }
+                _ => continue,
+            };
+            let summary = match state {
+                AlertState::Firing => verdict.summary,
+                AlertState::Resolved => format!("resolved: {}", verdict.summary),
+            };
+            out.push(make_alert(
+                rule,
+                AlertParts {
+                    state,
+                    group_key: &g,
+                    window: (start, start + len),
+                    value: verdict.value,
+                    threshold: verdict.threshold,
+                    baseline: verdict.baseline,
+                    summary,
+                    count: cell.count,
+                    ids: &cell.ids,
+                },
+            ));
+        }
+        true
+    }
+
+    /// Keeps spike baselines within `max_groups_per_rule`: when new groups would exceed it, groups
+    /// with no calls in the whole baseline span are forgotten first (their baseline is all zeros).
+    fn make_room_for_history(
+        &mut self,
+        cells: &HashMap<Box<str>, Cell>,
+        start: i64,
+        len: i64,
+        rule: &Rule,
+    ) {
+        let RuleKind::Spike {
+            baseline_windows, ..
+        } = rule.kind
+        else {
+            return;
+        };
+        let new = cells
+            .keys()
+            .filter(|g| !self.history.contains_key(*g))
+            .count();
+        if self.history.len() + new > self.limits.max_groups_per_rule {
+            let horizon = start - len * baseline_windows as i64;
+            let firing = &self.firing;
+            self.history
+                .retain(|g, h| h.last >= horizon || firing.contains_key(g));
+        }
+    }
+
+    fn judge(&mut self, rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64) -> Verdict {
+        let window = format!(
+            "the {} from {}",
+            duration_phrase(len),
+            format_rfc3339(start)
+        );
+        let what = format!("{} calls", calls_phrase(rule));
+        let on = group_phrase(rule, group);
+        match &rule.kind {
+            RuleKind::Threshold { min_count } => Verdict {
+                holds: cell.count >= *min_count,
+                value: cell.count as f64,
+                threshold: *min_count as f64,
+                baseline: None,
+                summary: format!(
+                    "{} {what} {on} in {window} (threshold {min_count})",
+                    cell.count
+                ),
+            },
+            RuleKind::Ratio {
+                max_ratio,
+                min_count,
+                numerator,
+                denominator,
+            } => {
+                let ratio = cell.count as f64 / cell.other.max(1) as f64;
+                Verdict {
+                    holds: cell.count >= *min_count && ratio > *max_ratio,
+                    value: ratio,
+                    threshold: *max_ratio,
+                    baseline: None,
+                    summary: format!(
+                        "{} {} calls against {} {} calls {on} in {window}: ratio {:.1} (max {max_ratio}, at least {min_count} calls)",
+                        cell.count,
+                        numerator.patterns.join("/"),
+                        cell.other,
+                        denominator.patterns.join("/"),
+                        ratio
+                    ),
+                }
+            }
+            RuleKind::Spike {
+                baseline_windows,
+                min_baseline_windows,
+                min_count,
+                min_ratio,
+                z,
+                stddev_floor,
+            } => {
+                if !self.history.contains_key(group)
+                    && self.history.len() < self.limits.max_groups_per_rule
+                {
+                    self.history.insert(
+                        group.into(),
+                        History {
+                            last: start - len,
+                            counts: VecDeque::new(),
+                        },
+                    );
+                }
+                let Some(history) = self.history.get_mut(group) else {
+                    return Verdict::silent(cell.count);
+                };
+                let b = history.observe(start, cell.count, len, *baseline_windows);
+                let level = (*min_count as f64)
+                    .max(min_ratio * b.mean)
+                    .max(b.mean + z * b.stddev.max(*stddev_floor));
+                let c = cell.count as f64;
+                let holds = b.windows >= *min_baseline_windows
+                    && cell.count >= *min_count
+                    && c >= min_ratio * b.mean
+                    && c > b.mean + z * b.stddev.max(*stddev_floor);
+                let summary = format!(
+                    "{} {what} {on} in {window}, against a baseline of {:.1} ± {:.1} over {} windows (spike level {:.1})",
+                    cell.count, b.mean, b.stddev, b.windows, level
+                );
+                Verdict {
+                    holds,
+                    value: c,
+                    threshold: level,
+                    baseline: Some(b),
+                    summary,
+                }
+            }
+            _ => Verdict::silent(cell.count),
+        }
+    }
+}
+
+fn group_phrase(rule: &Rule, group: &str) -> String {
+    let g = super::group_of(&rule.group_by, group);
+    if g.0.is_empty() {
+        "in total".to_owned()
+    } else {
+        format!("for {}", g.describe())
+    }
+}
+
+struct Verdict {
+    holds: bool,
+    value: f64,
+    threshold: f64,
+    baseline: Option<Baseline>,
+    summary: String,
+}
+
+impl Verdict {
+    fn silent(count: u64) -> Self {
+        Verdict {
+            holds: false,
+            value: count as f64,
+            threshold: 0.0,
+            baseline: None,
+            summary: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::alerts::AlertState::*;
+    use crate::rules::model::RuleKind;
+
+    fn threshold(min_count: u64) -> crate::rules::Rule {
+        rule("t", RuleKind::Threshold { min_count }, &["key"])
+    }
+
+    #[test]
+    fn threshold_fires_at_the_edge_once_and_resolves() {
+        let mut h = Harness::new(vec![threshold(3)]);
+        // Window 0: 2 calls (below); window 300: 3 (fires); window 600: 4 (still firing, not
+        // re-emitted); window 900: 0 (resolved).
+        for t in [10, 20, 300, 310, 320, 600, 601, 602, 603] {
+            h.call(t, decrypt("k1", "p"));
+        }
+        h.call(2000, decrypt("k2", "p"));
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![
+                ("t", Firing, "k1", 300, 3.0),
+                ("t", Resolved, "k1", 900, 0.0)
+            ],
+            "{got:#?}"
+        );
+        assert_eq!(got[0].evidence.count, 3);
+        assert_eq!(got[0].evidence.event_ids.len(), 3);
+    }
+
+    #[test]
+    fn late_calls_are_counted_not_windowed() {
+        let mut h = Harness::new(vec![threshold(1)]);
+        h.call(0, decrypt("k", "p"));
+        h.call(2000, decrypt("k", "p")); // watermark 2000-900: window 0 closes
+        h.call(10, decrypt("k", "p")); // late
+        let _ = h.end();
+        assert_eq!(h.engine.rules()[0].counters.late, 1);
+        assert_eq!(h.engine.counters().late, 1);
+    }
+
+    #[test]
+    fn evidence_keeps_ten_ids() {
+        let mut h = Harness::new(vec![threshold(1)]);
+        for i in 0..25 {
+            h.call(i, decrypt("k", "p"));
+        }
+        let got = h.end();
+        assert_eq!(got[0].evidence.count, 25);
+        assert_eq!(got[0].evidence.event_ids.len(), 10);
+    }
+
+    fn spike() -> crate::rules::Rule {
+        rule(
+            "s",
+            RuleKind::Spike {
+                baseline_windows: 4,
+                min_baseline_windows: 2,
+                min_count: 10,
+                min_ratio: 3.0,
+                z: 3.0,
+                stddev_floor: 1.0,
+            },
+            &["key"],
+        )
+    }
+
+    #[test]
+    fn spike_needs_a_baseline_and_counts_empty_windows_as_zero() {
+        let mut h = Harness::new(vec![spike()]);
+        // Window 0: 50 calls, no baseline yet: silent.
+        h.burst(0, 50, "k");
+        // Window 300: 2 calls; window 600: nothing (zero); window 900: 12 calls.
+        // Baseline at 900 = windows 0, 300, 600 = [50, 2, 0]: mean 17.3, no spike.
+        h.burst(300, 2, "k");
+        h.burst(900, 12, "k");
+        // Windows 1200..2100 empty; window 2400: 12 calls. Baseline = last 4 windows: all zero.
+        h.burst(2400, 12, "k");
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![("s", Firing, "k", 2400, 12.0)],
+            "{got:#?}"
+        );
+        let b = got[0].baseline.as_ref().unwrap();
+        assert_eq!((b.mean, b.stddev, b.windows), (0.0, 0.0, 4));
+        assert_eq!(
+            got[0].threshold, 10.0,
+            "level = max(min_count, 3 x 0, 0 + 3 x floor 1)"
+        );
+    }
+
+    #[test]
+    fn spike_edges_min_count_ratio_and_z() {
+        // Steady 10 per window (mean 10, stddev 0), then the spike window. With min_count 1 it
+        // fires when count >= 3 x 10 and count > 10 + 3 x max(0, floor 1).
+        for (spike_count, want) in [(29u64, false), (30, true), (9, false)] {
+            let mut r = spike();
+            if let RuleKind::Spike { min_count, .. } = &mut r.kind {
+                *min_count = 1;
+            }
+            let mut h = Harness::new(vec![r]);
+            for w in 0..4 {
+                h.burst(w * 300, 10, "k");
+            }
+            h.burst(1200, spike_count, "k");
+            let fired = h.end().iter().any(|a| a.state == Firing);
+            assert_eq!(fired, want, "spike of {spike_count} over a steady 10");
+        }
+    }
+
+    #[test]
+    fn ratio_counts_numerator_over_denominator() {
+        let r = rule(
+            "r",
+            RuleKind::Ratio {
+                numerator: globs(&["Decrypt"]),
+                denominator: globs(&["Encrypt", "GenerateDataKey*"]),
+                max_ratio: 10.0,
+                min_count: 20,
+            },
+            &["key"],
+        );
+        let mut h = Harness::new(vec![r]);
+        // Window 0: 30 decrypts, 3 GDK -> ratio 10, not > 10. Window 300: 30 vs 2 -> 15: fires.
+        // Window 600: 19 vs 0 -> below min_count: resolves.
+        h.burst(0, 30, "k");
+        for i in 0..3 {
+            h.call(i, op("GenerateDataKeyWithoutPlaintext", "k", "p"));
+        }
+        h.burst(300, 30, "k");
+        h.call(301, op("Encrypt", "k", "p"));
+        h.call(302, op("GenerateDataKey", "k", "p"));
+        h.call(303, op("DescribeKey", "k", "p"));
+        h.burst(600, 19, "k");
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![
+                ("r", Firing, "k", 300, 15.0),
+                ("r", Resolved, "k", 600, 19.0)
+            ],
+            "{got:#?}"
+        );
+    }
+}
