@@ -9,6 +9,8 @@ pub mod alerts;
 pub mod decode;
 pub mod engine;
 pub mod generate;
+pub mod replay;
 pub mod report;
 pub mod rules;
+pub mod sources;
 pub mod timefmt;

@@ -1,1 +1,238 @@
-fn main() {}
+//! The `kmswatch` command line: parses arguments and calls the library.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use kmswatch::alerts::JsonLinesSink;
+use kmswatch::decode::DecodeLimits;
+use kmswatch::engine::EngineConfig;
+use kmswatch::generate::{generate, GenerateOptions, Profile};
+use kmswatch::replay::{replay, ReplayOptions};
+use kmswatch::rules::{load_paths, LoadError, RuleSet};
+
+#[derive(Parser)]
+#[command(
+    name = "kmswatch",
+    version,
+    about = "Audit analytics and anomaly detection for AWS KMS usage in CloudTrail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replays CloudTrail log files (directories are walked recursively) through the rules.
+    Replay(ReplayArgs),
+    /// Rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Writes generated CloudTrail logs (the sample set, or a benchmark set).
+    Generate(GenerateArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Checks rule files and reports every problem with file:line:col.
+    Check {
+        /// Rule files or directories of `*.toml` files.
+        #[arg(default_value = "rules")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Directories or files to replay.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Rule files or directories.
+    #[arg(long, default_value = "rules")]
+    rules: Vec<PathBuf>,
+    /// Write alerts (JSON lines) here instead of stdout.
+    #[arg(long)]
+    alerts: Option<PathBuf>,
+    /// Write the summary with per-key totals as JSON here.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Default window length of windowed rules.
+    #[arg(long, default_value_t = 300)]
+    window_secs: i64,
+    /// How far the watermark trails the latest event time.
+    #[arg(long, default_value_t = 900)]
+    allowed_lateness_secs: i64,
+    /// Largest decompressed object accepted.
+    #[arg(long, default_value_t = 512 << 20)]
+    max_object_bytes: usize,
+    /// Most records accepted in one object.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_records_per_object: usize,
+    /// Decoding threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not print the summary on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    Sample,
+    Bench,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[arg(long, value_enum, default_value = "sample")]
+    profile: ProfileArg,
+    /// Output directory (files in it are overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bench profile: uncompressed size to reach, in MB.
+    #[arg(long, default_value_t = 600)]
+    size_mb: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => Ok(match load_rules(&paths) {
+            Ok(set) => {
+                println!("{} rules OK in {}", set.rules.len(), display_paths(&paths));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                print_problems(&e);
+                ExitCode::FAILURE
+            }
+        }),
+        Command::Generate(args) => {
+            let profile = match args.profile {
+                ProfileArg::Sample => Profile::Sample,
+                ProfileArg::Bench => Profile::Bench {
+                    target_bytes: args.size_mb * 1_000_000,
+                },
+            };
+            let report = generate(&GenerateOptions {
+                out: args.out.clone(),
+                profile,
+                seed: args.seed,
+            })
+            .with_context(|| format!("generating into {}", args.out.display()))?;
+            eprintln!(
+                "wrote {} files to {}: {} records ({} KMS), {:.1} MB JSON, {:.1} MB gzip",
+                report.files,
+                args.out.display(),
+                report.records,
+                report.kms_records,
+                report.uncompressed_bytes as f64 / 1e6,
+                report.compressed_bytes as f64 / 1e6
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
+    load_paths(paths)
+}
+
+fn print_problems(e: &LoadError) {
+    for p in &e.problems {
+        eprintln!("{}:{}:{}: {}", p.file.display(), p.line, p.col, p.message);
+    }
+    eprintln!("{e}");
+}
+
+fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let rules = match load_rules(&args.rules) {
+        Ok(r) => r,
+        Err(e) => {
+            print_problems(&e);
+            anyhow::bail!("rules in {} are invalid", display_paths(&args.rules));
+        }
+    };
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    anyhow::ensure!(args.window_secs > 0, "--window-secs must be > 0");
+    anyhow::ensure!(
+        args.allowed_lateness_secs >= 0,
+        "--allowed-lateness-secs must be >= 0"
+    );
+    let opts = ReplayOptions {
+        inputs: args.inputs.clone(),
+        engine: EngineConfig {
+            window_secs: args.window_secs,
+            allowed_lateness_secs: args.allowed_lateness_secs,
+            ..EngineConfig::default()
+        },
+        decode: DecodeLimits {
+            max_object_bytes: args.max_object_bytes,
+            max_records_per_object: args.max_records_per_object,
+        },
+        ..ReplayOptions::default()
+    };
+    let out: Box<dyn Write> = match &args.alerts {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut sink = JsonLinesSink::new(BufWriter::new(out));
+    let result = replay(&opts, rules, |a| sink.write(a))?;
+    sink.flush().context("writing alerts")?;
+    if let Some(p) = &args.summary {
+        let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
+        let mut w = BufWriter::new(f);
+        serde_json::to_writer_pretty(&mut w, &result.summary).context("writing the summary")?;
+        w.write_all(b"\n")?;
+        w.flush()
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !args.quiet {
+        eprint!("{}", result.summary.render_text());
+    }
+    if result.summary.input.log_objects == 0 {
+        eprintln!(
+            "warning: no log files found in {}",
+            display_paths(&args.inputs)
+        );
+    }
+    Ok(if result.had_failures() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,146 @@
+//! Where log objects come from: the object reference every source produces, which objects are log
+//! files, and the canonical order replay processes them in.
+//!
+//! Sources: `dir` (a directory tree, for replay). The live service adds SQS/S3 sources that produce
+//! the same [`ObjectRef`]s.
+
+mod dir;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use dir::{walk, Walk};
+
+/// One object to fetch and decode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectRef {
+    File(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectRef::File(p) => write!(f, "{}", p.display()),
+            ObjectRef::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// Why an object is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// A CloudTrail digest file (integrity validation), not a log file.
+    Digest,
+    /// A CloudTrail Insights file.
+    Insight,
+    /// Not `.json.gz` or `.json`.
+    NotLog,
+    /// Zero bytes (S3 folder placeholders).
+    Empty,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Digest => "digest",
+            SkipReason::Insight => "insight",
+            SkipReason::NotLog => "not_log",
+            SkipReason::Empty => "empty",
+        }
+    }
+}
+
+/// Whether the object at `path` (a file path or S3 key, `/`-separated) of `size` bytes is a log
+/// file to read, or why not.
+pub fn classify(path: &str, size: Option<u64>) -> Result<(), SkipReason> {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    if path.contains("/CloudTrail-Digest/") || name.contains("_CloudTrail-Digest_") {
+        Err(SkipReason::Digest)
+    } else if path.contains("/CloudTrail-Insight/") || name.contains("_CloudTrail-Insight_") {
+        Err(SkipReason::Insight)
+    } else if !(name.ends_with(".json.gz") || name.ends_with(".json")) {
+        Err(SkipReason::NotLog)
+    } else if size == Some(0) {
+        Err(SkipReason::Empty)
+    } else {
+        Ok(())
+    }
+}
+
+/// The delivery time CloudTrail puts in a log file name (`..._20260302T0015Z_...`), in Unix seconds.
+pub fn delivery_time(name: &str) -> Option<i64> {
+    name.split('_').find_map(|part| {
+        let b = part.as_bytes();
+        if b.len() != 14 || b[8] != b'T' || b[13] != b'Z' {
+            return None;
+        }
+        let iso = format!(
+            "{}-{}-{}T{}:{}:00Z",
+            &part[0..4],
+            &part[4..6],
+            &part[6..8],
+            &part[9..11],
+            &part[11..13]
+        );
+        crate::timefmt::parse_event_time(&iso)
+    })
+}
+
+/// The order replay folds objects in, whatever order they were found in: by delivery time (as the
+/// live service would see them), then by file name, then by the whole path.
+pub fn canonical_order_key(path: &str) -> (i64, String, String) {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    (
+        delivery_time(name).unwrap_or(i64::MAX),
+        name.to_owned(),
+        path.to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_trail_objects() {
+        let base = "AWSLogs/o-abc/111122223333";
+        let cases = [
+            (format!("{base}/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T0015Z_AbCdEfGh12345678.json.gz"), Some(9), Ok(())),
+            ("local/file.json".to_owned(), Some(9), Ok(())),
+            (format!("{base}/CloudTrail-Digest/us-east-1/2026/03/02/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20260302T001500Z.json.gz"), Some(9), Err(SkipReason::Digest)),
+            ("x/111122223333_CloudTrail-Digest_us-east-1.json.gz".to_owned(), Some(9), Err(SkipReason::Digest)),
+            (format!("{base}/CloudTrail-Insight/us-east-1/2026/03/02/a.json.gz"), Some(9), Err(SkipReason::Insight)),
+            (format!("{base}/CloudTrail/us-east-1/README.txt"), Some(9), Err(SkipReason::NotLog)),
+            (format!("{base}/CloudTrail/us-east-1/2026/"), Some(0), Err(SkipReason::NotLog)),
+            (format!("{base}/CloudTrail/x.json.gz"), Some(0), Err(SkipReason::Empty)),
+        ];
+        for (path, size, want) in cases {
+            assert_eq!(classify(&path, size), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn delivery_time_from_the_file_name() {
+        let name = "111122223333_CloudTrail_us-east-1_20260302T0015Z_AbCdEfGh12345678.json.gz";
+        assert_eq!(
+            delivery_time(name),
+            crate::timefmt::parse_event_time("2026-03-02T00:15:00Z")
+        );
+        assert_eq!(delivery_time("file.json"), None);
+        let mut paths = [
+            "b/1_CloudTrail_r_20260302T0020Z_a.json.gz",
+            "a/1_CloudTrail_r_20260302T0015Z_z.json.gz",
+            "c.json",
+        ];
+        paths.sort_by_key(|p| canonical_order_key(p));
+        assert_eq!(
+            paths,
+            [
+                "a/1_CloudTrail_r_20260302T0015Z_z.json.gz",
+                "b/1_CloudTrail_r_20260302T0020Z_a.json.gz",
+                "c.json"
+            ]
+        );
+    }
+}
