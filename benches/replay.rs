@@ -1,1 +1,172 @@
-fn main() {}
+//! Replay throughput against decompression-only throughput of the same files.
+//!
+//! `cargo bench --bench replay` generates a benchmark set once (600 MB of JSON by default;
+//! `KMSWATCH_BENCH_MB`, `KMSWATCH_BENCH_DIR`), then measures, with the files in memory:
+//! 1. gzip decompression only, on one core and on all cores;
+//! 2. decode + normalise + engine (the shipped rules) on one core, sequentially;
+//! 3. the real `replay` (files read from the page cache, decoded on all cores, folded in order).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use kmswatch::decode::{decode_object, decompress, DecodeLimits};
+use kmswatch::engine::{Engine, EngineConfig};
+use kmswatch::generate::{generate, GenerateOptions, Profile};
+use kmswatch::replay::{replay, ReplayOptions};
+use kmswatch::rules::load_dir;
+use kmswatch::sources::{walk, ObjectRef};
+
+fn main() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mb: u64 = std::env::var("KMSWATCH_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let dir = std::env::var_os("KMSWATCH_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("bench-data"));
+    let marker = dir.join(format!(".complete-{mb}mb"));
+    if !marker.exists() {
+        eprintln!(
+            "generating {mb} MB of CloudTrail JSON into {} (once)...",
+            dir.display()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = Instant::now();
+        let r = generate(&GenerateOptions {
+            out: dir.clone(),
+            profile: Profile::Bench {
+                target_bytes: mb * 1_000_000,
+            },
+            seed: 7,
+        })
+        .expect("generating the benchmark set");
+        eprintln!(
+            "generated {} files in {:.1}s",
+            r.files,
+            t.elapsed().as_secs_f64()
+        );
+        std::fs::write(&marker, b"").expect("writing the marker");
+    }
+    let found = walk(std::slice::from_ref(&dir));
+    let files: Vec<Vec<u8>> = found
+        .objects
+        .iter()
+        .map(|(o, _)| match o {
+            ObjectRef::File(p) => std::fs::read(p).expect("reading a bench file"),
+            ObjectRef::S3 { .. } => unreachable!("walk yields files"),
+        })
+        .collect();
+    let limits = DecodeLimits::default();
+    let compressed: usize = files.iter().map(Vec::len).sum();
+    let cores = rayon::current_num_threads();
+    println!(
+        "benchmark set: {} files, {:.1} MB gzip, {} cores",
+        files.len(),
+        compressed as f64 / 1e6,
+        cores
+    );
+
+    let best = |f: &dyn Fn() -> u64| -> (f64, u64) {
+        let mut best = f64::MAX;
+        let mut out = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            out = f();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        (best, out)
+    };
+
+    let inflate = |b: &Vec<u8>| {
+        decompress(b, limits.max_object_bytes)
+            .expect("bench file decompresses")
+            .len() as u64
+    };
+    let (t_gz1, json_bytes) = best(&|| files.iter().map(inflate).sum());
+    let (t_gz_n, _) = best(&|| files.par_iter().map(inflate).sum());
+
+    let rules = || load_dir(&repo.join("rules")).expect("shipped rules load");
+    let (t_one, events) = best(&|| {
+        let mut engine = Engine::new(EngineConfig::default(), rules());
+        let mut alerts = Vec::new();
+        for b in &files {
+            let d = decode_object(b, &limits).expect("bench file decodes");
+            for call in d.calls {
+                engine.ingest(call, &mut alerts);
+            }
+            engine.end_object(&mut alerts);
+            alerts.clear();
+        }
+        engine.finish(&mut alerts);
+        engine.counters().kms_calls
+    });
+    let records: u64 = files
+        .iter()
+        .map(|b| {
+            decode_object(b, &limits)
+                .map(|d| d.stats.records)
+                .unwrap_or(0)
+        })
+        .sum();
+    let opts = ReplayOptions {
+        inputs: vec![dir.clone()],
+        ..ReplayOptions::default()
+    };
+    let (t_replay, replay_events) = best(&|| {
+        replay(&opts, rules(), |_| Ok(()))
+            .expect("replay")
+            .summary
+            .kms_calls
+    });
+    assert_eq!(
+        events, replay_events,
+        "sequential and parallel replay must agree"
+    );
+
+    let mbps = |t: f64| json_bytes as f64 / 1e6 / t;
+    println!(
+        "JSON: {:.1} MB, {} records, {} KMS calls",
+        json_bytes as f64 / 1e6,
+        records,
+        events
+    );
+    println!("| measurement | cores | MB/s (JSON) | records/s | KMS calls/s |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| decompression only | 1 | {:.0} | {:.0} | |",
+        mbps(t_gz1),
+        records as f64 / t_gz1
+    );
+    println!(
+        "| decompression only | {cores} | {:.0} | {:.0} | |",
+        mbps(t_gz_n),
+        records as f64 / t_gz_n
+    );
+    println!(
+        "| replay (decode + rules) | 1 | {:.0} | {:.0} | {:.0} |",
+        mbps(t_one),
+        records as f64 / t_one,
+        events as f64 / t_one
+    );
+    println!(
+        "| replay (`kmswatch replay`) | {cores} | {:.0} | {:.0} | {:.0} |",
+        mbps(t_replay),
+        records as f64 / t_replay,
+        events as f64 / t_replay
+    );
+    println!(
+        "replay / decompression, 1 core: {:.0}%",
+        100.0 * t_gz1 / t_one
+    );
+    println!(
+        "replay / decompression, {cores} cores: {:.0}%",
+        100.0 * t_gz_n / t_replay
+    );
+    println!(
+        "replay speed-up from 1 to {cores} cores: {:.2}x",
+        t_one / t_replay
+    );
+}

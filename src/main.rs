@@ -169,7 +169,7 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
 
 fn print_problems(e: &LoadError) {
     for p in &e.problems {
-        eprintln!("{}:{}:{}: {}", p.file.display(), p.line, p.col, p.message);
+        eprintln!("{p}");
     }
     eprintln!("{e}");
 }
