@@ -103,6 +103,21 @@ fn main() {
         engine.finish(&mut alerts);
         engine.counters().kms_calls
     });
+    let decoded: Vec<_> = files.iter().map(|b| decode_object(b, &limits).expect("bench file decodes")).collect();
+    let (t_decode, _) = best(&|| files.iter().map(|b| decode_object(b, &limits).map(|d| d.calls.len() as u64).unwrap_or(0)).sum());
+    let (t_engine, _) = best(&|| {
+        let mut engine = Engine::new(EngineConfig::default(), rules());
+        let mut alerts = Vec::new();
+        for d in &decoded {
+            for call in d.calls.iter().cloned() {
+                engine.ingest(call, &mut alerts);
+            }
+            engine.end_object(&mut alerts);
+            alerts.clear();
+        }
+        engine.finish(&mut alerts);
+        engine.counters().kms_calls
+    });
     let records: u64 = files
         .iter()
         .map(|b| {
@@ -144,6 +159,16 @@ fn main() {
         "| decompression only | {cores} | {:.0} | {:.0} | |",
         mbps(t_gz_n),
         records as f64 / t_gz_n
+    );
+    println!(
+        "| decode only (gzip + JSON + normalise) | 1 | {:.0} | {:.0} | {:.0} |",
+        mbps(t_decode),
+        records as f64 / t_decode,
+        events as f64 / t_decode
+    );
+    println!(
+        "| engine only (dedupe + rules, decoded calls) | 1 | | | {:.0} |",
+        events as f64 / t_engine
     );
     println!(
         "| replay (decode + rules) | 1 | {:.0} | {:.0} | {:.0} |",

@@ -14,3 +14,8 @@ pub mod report;
 pub mod rules;
 pub mod sources;
 pub mod timefmt;
+
+/// Hash maps keyed by log-derived strings: a fast hasher seeded per process (not attacker-predictable).
+/// Output never depends on their iteration order: emitters sort first.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -4,7 +4,7 @@
 //! the engine on the calling thread, always in canonical order, so the output does not depend on
 //! how files were found or how threads were scheduled.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
@@ -119,7 +119,7 @@ pub fn replay(
         );
     }
     let mut engine = Engine::new(opts.engine.clone(), rules);
-    let mut per_rule: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut per_rule: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut alerts = Vec::new();
     let limits = opts.decode;
     let batch = opts.batch_objects.max(1);
@@ -167,7 +167,7 @@ pub fn replay(
 
 fn emit(
     alerts: &mut Vec<Alert>,
-    per_rule: &mut HashMap<String, (u64, u64)>,
+    per_rule: &mut BTreeMap<String, (u64, u64)>,
     on_alert: &mut impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<(), ReplayError> {
     for a in alerts.drain(..) {

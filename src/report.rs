@@ -1,7 +1,9 @@
 //! Exact totals for auditors (per key, per key/principal/service, per key/operation/outcome) and the
 //! replay summary: what was read, skipped, failed, and alerted, as text and as JSON.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::Map;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -37,11 +39,11 @@ struct Counts {
 #[derive(Debug)]
 pub struct Totals {
     /// Key ARN ("" for calls with no key).
-    keys: HashMap<Box<str>, KeyTotals>,
+    keys: Map<Box<str>, KeyTotals>,
     /// key SEP principal SEP service.
-    kps: HashMap<Box<str>, Counts>,
+    kps: Map<Box<str>, Counts>,
     /// key SEP operation SEP outcome.
-    koo: HashMap<Box<str>, u64>,
+    koo: Map<Box<str>, u64>,
     max_rows: usize,
     pub overflow: u64,
     buf: String,
@@ -50,9 +52,9 @@ pub struct Totals {
 impl Totals {
     pub fn new(max_rows: usize) -> Self {
         Totals {
-            keys: HashMap::new(),
-            kps: HashMap::new(),
-            koo: HashMap::new(),
+            keys: Map::default(),
+            kps: Map::default(),
+            koo: Map::default(),
             max_rows,
             overflow: 0,
             buf: String::new(),
@@ -105,7 +107,7 @@ impl Totals {
 }
 
 fn bump<V: Default>(
-    map: &mut HashMap<Box<str>, V>,
+    map: &mut Map<Box<str>, V>,
     k: &str,
     max: usize,
     overflow: &mut u64,
@@ -221,7 +223,7 @@ impl Summary {
     pub fn build(
         input: InputStats,
         engine: &Engine,
-        per_rule: &HashMap<String, (u64, u64)>,
+        per_rule: &BTreeMap<String, (u64, u64)>,
     ) -> Summary {
         let t = engine.totals();
         let c = engine.counters();

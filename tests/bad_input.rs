@@ -83,7 +83,7 @@ fn broken_objects_are_named_counted_and_the_rest_is_replayed() {
             (
                 p(&not_json),
                 "not_json".into(),
-                "not a CloudTrail log file: expected value at line 1 column 1".into()
+                "not a CloudTrail log file: unexpected '<' at byte 0, expected '{' (a CloudTrail log file is one JSON object)".into()
             ),
             (
                 p(&wrong_shape),

@@ -1,12 +1,14 @@
 //! Remembers recent call ids so a redelivered record, or both copies of a cross-account call, count once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::Set;
 
 /// Ids are bucketed by event minute, so eviction drops whole buckets; memory is bounded by
 /// `max_ids` whatever the input.
 #[derive(Debug)]
 pub struct Dedupe {
-    seen: HashSet<u128>,
+    seen: Set<u128>,
     /// Event minute -> ids first seen with an event time in that minute.
     by_minute: BTreeMap<i64, Vec<u128>>,
     max_ids: usize,
@@ -17,7 +19,7 @@ pub struct Dedupe {
 impl Dedupe {
     pub fn new(max_ids: usize) -> Self {
         Dedupe {
-            seen: HashSet::new(),
+            seen: Set::default(),
             by_minute: BTreeMap::new(),
             max_ids: max_ids.max(1),
             evicted_early: 0,

@@ -1,6 +1,6 @@
 //! The key catalogue: every key seen, when, whether it is pending deletion, and alias resolution.
 
-use std::collections::HashMap;
+use crate::Map;
 
 use crate::decode::{KeyEffect, KeyRef, KmsCall};
 
@@ -17,9 +17,9 @@ pub struct KeyInfo {
 /// Bounded: at most `max_keys` keys and `max_aliases` aliases; what is over is counted, not kept.
 #[derive(Debug)]
 pub struct KeyCatalog {
-    keys: HashMap<Box<str>, KeyInfo>,
+    keys: Map<Box<str>, KeyInfo>,
     /// Alias ARN -> key ARN, from `CreateAlias`/`UpdateAlias` seen so far.
-    aliases: HashMap<Box<str>, Box<str>>,
+    aliases: Map<Box<str>, Box<str>>,
     max_keys: usize,
     max_aliases: usize,
     pub keys_overflow: u64,
@@ -29,8 +29,8 @@ pub struct KeyCatalog {
 impl KeyCatalog {
     pub fn new(max_keys: usize, max_aliases: usize) -> Self {
         KeyCatalog {
-            keys: HashMap::new(),
-            aliases: HashMap::new(),
+            keys: Map::default(),
+            aliases: Map::default(),
             max_keys,
             max_aliases,
             keys_overflow: 0,

@@ -1,6 +1,8 @@
 //! Tumbling event-time windows of per-group cells, closed in order as the watermark passes them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::Map;
 
 /// Start of the window of length `len` that holds `t` (windows are aligned to the Unix epoch).
 pub fn window_start(t: i64, len: i64) -> i64 {
@@ -11,7 +13,7 @@ pub fn window_start(t: i64, len: i64) -> i64 {
 #[derive(Debug)]
 pub struct Windows<C> {
     len: i64,
-    open: BTreeMap<i64, HashMap<Box<str>, C>>,
+    open: BTreeMap<i64, Map<Box<str>, C>>,
     /// Start of the earliest window not yet closed; `None` before the first event.
     next_start: Option<i64>,
     groups_in_open: usize,
@@ -67,7 +69,7 @@ impl<C: Default> Windows<C> {
         &mut self,
         limit: i64,
         skip_empty: bool,
-    ) -> Option<(i64, HashMap<Box<str>, C>)> {
+    ) -> Option<(i64, Map<Box<str>, C>)> {
         let mut start = self.next_start?;
         if skip_empty {
             let bound = window_start(limit, self.len);

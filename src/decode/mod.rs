@@ -7,6 +7,7 @@ mod gzip;
 mod normalise;
 mod object;
 mod record;
+mod split;
 
 pub use gzip::{decompress, GzipError};
 pub(crate) use normalise::arn_account;

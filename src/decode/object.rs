@@ -4,7 +4,8 @@ use memchr::memmem;
 
 use super::gzip::{decompress, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
-use super::record::{LogFile, RawRecord};
+use super::record::RawRecord;
+use super::split::{split_records, SplitError};
 use super::KmsCall;
 
 /// Per-object limits. Both guard against hostile or broken objects.
@@ -100,9 +101,10 @@ pub struct DecodedObject {
 /// Decodes an object: gzip (or plain JSON), the `Records` array, and each KMS record.
 pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObject, ObjectError> {
     let json = decompress(bytes, limits.max_object_bytes)?;
-    let file: LogFile =
-        serde_json::from_slice(&json).map_err(|e| ObjectError::NotJson(e.to_string()))?;
-    let records = file.records.ok_or(ObjectError::NoRecords)?;
+    let records = split_records(&json).map_err(|e| match e {
+        SplitError::NoRecords => ObjectError::NoRecords,
+        e => ObjectError::NotJson(e.to_string()),
+    })?;
     if records.len() > limits.max_records_per_object {
         return Err(ObjectError::TooManyRecords {
             count: records.len(),
@@ -120,13 +122,12 @@ pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObjec
     };
     let finder = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
     for (index, raw) in records.iter().enumerate() {
-        let text = raw.get();
         // Cheap rejection: a record that does not mention KMS anywhere is not a KMS call.
-        if finder.find(text.as_bytes()).is_none() {
+        if finder.find(raw).is_none() {
             out.stats.non_kms_records += 1;
             continue;
         }
-        let record: RawRecord = match serde_json::from_str(text) {
+        let record: RawRecord = match serde_json::from_slice(raw) {
             Ok(r) => r,
             Err(e) => {
                 out.reject(RecordError {

@@ -4,14 +4,6 @@ use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::value::RawValue;
-
-/// `{"Records": [...]}`; each record stays raw until it is known to be a KMS call.
-#[derive(Deserialize)]
-pub(super) struct LogFile<'a> {
-    #[serde(rename = "Records", borrow)]
-    pub records: Option<Vec<&'a RawValue>>,
-}
 
 type Str<'a> = Option<Cow<'a, str>>;
 

@@ -638,10 +638,10 @@ fn default_globs(patterns: &[&str]) -> Option<Globs> {
     for p in patterns {
         builder.add(Glob::new(p).ok()?);
     }
-    Some(Globs {
-        patterns: patterns.iter().map(|p| p.to_string()).collect(),
-        set: builder.build().ok()?,
-    })
+    Some(Globs::new(
+        patterns.iter().map(|p| p.to_string()).collect(),
+        builder.build().ok()?,
+    ))
 }
 
 /// The fields of one rule table.
@@ -890,10 +890,10 @@ impl Checker<'_> {
             return None;
         }
         match builder.build() {
-            Ok(set) => Some(Globs {
-                patterns: items.iter().map(|(p, _)| p.to_string()).collect(),
+            Ok(set) => Some(Globs::new(
+                items.iter().map(|(p, _)| p.to_string()).collect(),
                 set,
-            }),
+            )),
             Err(e) => {
                 self.report(v.span(), format!("invalid globs in {name}: {e}"));
                 None

@@ -113,12 +113,24 @@ pub enum ClassFilter {
 #[derive(Debug, Clone)]
 pub struct Globs {
     pub patterns: Vec<String>,
-    pub set: GlobSet,
+    set: GlobSet,
+    /// Every pattern is a plain string: compare directly (the common case, on the hot path).
+    literal: bool,
 }
 
 impl Globs {
+    /// `set` must be compiled from `patterns`.
+    pub fn new(patterns: Vec<String>, set: GlobSet) -> Self {
+        let literal = patterns.iter().all(|p| !p.contains(['*', '?', '[', ']', '{', '}', '\\']));
+        Globs { patterns, set, literal }
+    }
+
     pub fn is_match(&self, s: &str) -> bool {
-        self.set.is_match(s)
+        if self.literal {
+            self.patterns.iter().any(|p| p == s)
+        } else {
+            self.set.is_match(s)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Call-by-call rules: `event` and `new-principal`. They fire at once and resolve as windows close.
 
-use std::collections::{HashMap, HashSet};
+use crate::{Map, Set};
 
 use super::{group_key, keep_id, make_alert, AlertParts, EvalCounters, EvalLimits};
 use crate::aggregate::{window_start, KeyCatalog};
@@ -23,9 +23,9 @@ pub(super) struct EventState {
     len: i64,
     /// Start of the next window to close; set by the first matching call.
     next_start: Option<i64>,
-    firing: HashMap<Box<str>, Firing>,
+    firing: Map<Box<str>, Firing>,
     /// `new-principal` only: key -> hashes of the principals seen using it.
-    seen: HashMap<Box<str>, HashSet<u64>>,
+    seen: Map<Box<str>, Set<u64>>,
     limits: EvalLimits,
     buf: String,
 }
@@ -35,8 +35,8 @@ impl EventState {
         EventState {
             len,
             next_start: None,
-            firing: HashMap::new(),
-            seen: HashMap::new(),
+            firing: Map::default(),
+            seen: Map::default(),
             limits,
             buf: String::new(),
         }
@@ -149,7 +149,7 @@ impl EventState {
             if self.seen.len() >= self.limits.max_groups_per_rule {
                 return None;
             }
-            self.seen.insert(key.into(), HashSet::new());
+            self.seen.insert(key.into(), Set::default());
         }
         let set = self.seen.get_mut(key)?;
         if set.contains(&h) {

@@ -13,10 +13,7 @@ pub fn globs(patterns: &[&str]) -> Globs {
     for p in patterns {
         b.add(Glob::new(p).unwrap());
     }
-    Globs {
-        patterns: patterns.iter().map(|p| p.to_string()).collect(),
-        set: b.build().unwrap(),
-    }
+    Globs::new(patterns.iter().map(|p| p.to_string()).collect(), b.build().unwrap())
 }
 
 pub fn rule(id: &str, kind: RuleKind, group_by: &[&str]) -> Rule {

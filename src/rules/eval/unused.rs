@@ -1,6 +1,6 @@
 //! The `unused` rule: known keys with no matching use for a while, checked at window boundaries.
 
-use std::collections::HashMap;
+use crate::Map;
 
 use super::{make_alert, AlertParts};
 use crate::aggregate::{window_start, KeyCatalog};
@@ -15,9 +15,9 @@ pub(super) struct UnusedState {
     len: i64,
     next_boundary: Option<i64>,
     /// Key -> time and eventID of its latest matching use.
-    last_use: HashMap<Box<str>, (i64, Box<str>)>,
+    last_use: Map<Box<str>, (i64, Box<str>)>,
     /// Keys alerted on -> the time they have been idle since.
-    fired: HashMap<Box<str>, i64>,
+    fired: Map<Box<str>, i64>,
     /// No key can be due before this: boundaries before it are skipped without a scan.
     next_due: i64,
 }
@@ -31,8 +31,8 @@ impl UnusedState {
         UnusedState {
             len,
             next_boundary: None,
-            last_use: HashMap::new(),
-            fired: HashMap::new(),
+            last_use: Map::default(),
+            fired: Map::default(),
             next_due: i64::MIN,
         }
     }

@@ -1,6 +1,8 @@
 //! Windowed rules: `threshold`, `spike` and `ratio`, evaluated as each window closes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::Map;
 
 use super::{
     calls_phrase, duration_phrase, group_key, keep_id, make_alert, AlertParts, EvalCounters,
@@ -73,9 +75,9 @@ impl History {
 pub(super) struct WindowedState {
     windows: Windows<Cell>,
     /// Group key -> start of the window in which it began firing.
-    firing: HashMap<Box<str>, i64>,
+    firing: Map<Box<str>, i64>,
     /// `spike` only.
-    history: HashMap<Box<str>, History>,
+    history: Map<Box<str>, History>,
     limits: EvalLimits,
     buf: String,
 }
@@ -84,8 +86,8 @@ impl WindowedState {
     pub(super) fn new(len: i64, limits: EvalLimits) -> Self {
         WindowedState {
             windows: Windows::new(len),
-            firing: HashMap::new(),
-            history: HashMap::new(),
+            firing: Map::default(),
+            history: Map::default(),
             limits,
             buf: String::new(),
         }
@@ -178,9 +180,10 @@ impl WindowedState {
                 }
                 _ => continue,
             };
+            let sentence = summary(rule, &g, &cell, start, len, &verdict);
             let summary = match state {
-                AlertState::Firing => verdict.summary,
-                AlertState::Resolved => format!("resolved: {}", verdict.summary),
+                AlertState::Firing => sentence,
+                AlertState::Resolved => format!("resolved: {sentence}"),
             };
             out.push(make_alert(
                 rule,
@@ -204,7 +207,7 @@ impl WindowedState {
     /// with no calls in the whole baseline span are forgotten first (their baseline is all zeros).
     fn make_room_for_history(
         &mut self,
-        cells: &HashMap<Box<str>, Cell>,
+        cells: &Map<Box<str>, Cell>,
         start: i64,
         len: i64,
         rule: &Rule,
@@ -228,91 +231,64 @@ impl WindowedState {
     }
 
     fn judge(&mut self, rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64) -> Verdict {
-        let window = format!(
-            "the {} from {}",
-            duration_phrase(len),
-            format_rfc3339(start)
-        );
-        let what = format!("{} calls", calls_phrase(rule));
-        let on = group_phrase(rule, group);
+        let count = cell.count as f64;
         match &rule.kind {
             RuleKind::Threshold { min_count } => Verdict {
                 holds: cell.count >= *min_count,
-                value: cell.count as f64,
+                value: count,
                 threshold: *min_count as f64,
                 baseline: None,
-                summary: format!(
-                    "{} {what} {on} in {window} (threshold {min_count})",
-                    cell.count
-                ),
             },
-            RuleKind::Ratio {
-                max_ratio,
-                min_count,
-                numerator,
-                denominator,
-            } => {
-                let ratio = cell.count as f64 / cell.other.max(1) as f64;
+            RuleKind::Ratio { max_ratio, min_count, .. } => {
+                let ratio = count / cell.other.max(1) as f64;
                 Verdict {
                     holds: cell.count >= *min_count && ratio > *max_ratio,
                     value: ratio,
                     threshold: *max_ratio,
                     baseline: None,
-                    summary: format!(
-                        "{} {} calls against {} {} calls {on} in {window}: ratio {:.1} (max {max_ratio}, at least {min_count} calls)",
-                        cell.count,
-                        numerator.patterns.join("/"),
-                        cell.other,
-                        denominator.patterns.join("/"),
-                        ratio
-                    ),
                 }
             }
-            RuleKind::Spike {
-                baseline_windows,
-                min_baseline_windows,
-                min_count,
-                min_ratio,
-                z,
-                stddev_floor,
-            } => {
-                if !self.history.contains_key(group)
-                    && self.history.len() < self.limits.max_groups_per_rule
-                {
-                    self.history.insert(
-                        group.into(),
-                        History {
-                            last: start - len,
-                            counts: VecDeque::new(),
-                        },
-                    );
+            RuleKind::Spike { baseline_windows, min_baseline_windows, min_count, min_ratio, z, stddev_floor } => {
+                if !self.history.contains_key(group) && self.history.len() < self.limits.max_groups_per_rule {
+                    let fresh = History { last: start - len, counts: VecDeque::new() };
+                    self.history.insert(group.into(), fresh);
                 }
                 let Some(history) = self.history.get_mut(group) else {
                     return Verdict::silent(cell.count);
                 };
                 let b = history.observe(start, cell.count, len, *baseline_windows);
-                let level = (*min_count as f64)
-                    .max(min_ratio * b.mean)
-                    .max(b.mean + z * b.stddev.max(*stddev_floor));
-                let c = cell.count as f64;
+                let spread = b.stddev.max(*stddev_floor);
+                let level = (*min_count as f64).max(min_ratio * b.mean).max(b.mean + z * spread);
                 let holds = b.windows >= *min_baseline_windows
                     && cell.count >= *min_count
-                    && c >= min_ratio * b.mean
-                    && c > b.mean + z * b.stddev.max(*stddev_floor);
-                let summary = format!(
-                    "{} {what} {on} in {window}, against a baseline of {:.1} ± {:.1} over {} windows (spike level {:.1})",
-                    cell.count, b.mean, b.stddev, b.windows, level
-                );
-                Verdict {
-                    holds,
-                    value: c,
-                    threshold: level,
-                    baseline: Some(b),
-                    summary,
-                }
+                    && count >= min_ratio * b.mean
+                    && count > b.mean + z * spread;
+                Verdict { holds, value: count, threshold: level, baseline: Some(b) }
             }
             _ => Verdict::silent(cell.count),
         }
+    }
+}
+
+/// The sentence of an alert; built only when an alert is emitted.
+fn summary(rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64, v: &Verdict) -> String {
+    let window = format!("the {} from {}", duration_phrase(len), format_rfc3339(start));
+    let what = format!("{} calls", calls_phrase(rule));
+    let on = group_phrase(rule, group);
+    match (&rule.kind, &v.baseline) {
+        (RuleKind::Ratio { max_ratio, min_count, numerator, denominator }, _) => format!(
+            "{} {} calls against {} {} calls {on} in {window}: ratio {:.1} (max {max_ratio}, at least {min_count} calls)",
+            cell.count,
+            numerator.patterns.join("/"),
+            cell.other,
+            denominator.patterns.join("/"),
+            v.value
+        ),
+        (RuleKind::Spike { .. }, Some(b)) => format!(
+            "{} {what} {on} in {window}, against a baseline of {:.1} ± {:.1} over {} windows (spike level {:.1})",
+            cell.count, b.mean, b.stddev, b.windows, v.threshold
+        ),
+        _ => format!("{} {what} {on} in {window} (threshold {})", cell.count, v.threshold),
     }
 }
 
@@ -330,7 +306,6 @@ struct Verdict {
     value: f64,
     threshold: f64,
     baseline: Option<Baseline>,
-    summary: String,
 }
 
 impl Verdict {
@@ -340,7 +315,6 @@ impl Verdict {
             value: count as f64,
             threshold: 0.0,
             baseline: None,
-            summary: String::new(),
         }
     }
 }

@@ -1,0 +1,188 @@
+//! Finds the records of `{"Records":[...]}` without parsing them: strings are skipped with SIMD
+//! searches for `"` and `\`, nesting is counted. Records are validated only when they are parsed
+//! (KMS candidates); the file's own structure is always checked.
+
+use memchr::memchr2;
+
+/// Why a log file's structure is broken; `at` is a byte offset in the decompressed JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    #[error("JSON ends early at byte {at} (truncated object?)")]
+    Eof { at: usize },
+    #[error("unexpected {found:?} at byte {at}, expected {expected}")]
+    Unexpected { at: usize, found: char, expected: &'static str },
+    #[error("no \"Records\" array")]
+    NoRecords,
+}
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+fn expect(b: &[u8], i: usize, want: u8, expected: &'static str) -> Result<usize, SplitError> {
+    match b.get(i) {
+        Some(&c) if c == want => Ok(i + 1),
+        Some(&c) => Err(SplitError::Unexpected { at: i, found: c as char, expected }),
+        None => Err(SplitError::Eof { at: i }),
+    }
+}
+
+/// `i` is at an opening quote; returns the index after the closing one.
+fn skip_string(b: &[u8], i: usize) -> Result<usize, SplitError> {
+    let mut j = i + 1;
+    loop {
+        match memchr2(b'"', b'\\', &b[j.min(b.len())..]) {
+            Some(k) if b[j + k] == b'\\' => j += k + 2,
+            Some(k) => return Ok(j + k + 1),
+            None => return Err(SplitError::Eof { at: b.len() }),
+        }
+    }
+}
+
+/// Skips one value starting at `i` (no leading whitespace); returns the index after it.
+fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
+    match b.get(i) {
+        None => Err(SplitError::Eof { at: i }),
+        Some(b'"') => skip_string(b, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            Err(SplitError::Eof { at: b.len() })
+        }
+        Some(b'}' | b']' | b',' | b':') => {
+            Err(SplitError::Unexpected { at: i, found: b[i] as char, expected: "a value" })
+        }
+        Some(_) => {
+            let start = i;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                i += 1;
+            }
+            if i == b.len() {
+                return Err(SplitError::Eof { at: start });
+            }
+            Ok(i)
+        }
+    }
+}
+
+/// The raw bytes of each element of the top-level `Records` array.
+pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
+    let mut i = expect(b, ws(b, 0), b'{', "'{' (a CloudTrail log file is one JSON object)")?;
+    let mut records = None;
+    i = ws(b, i);
+    if b.get(i) == Some(&b'}') {
+        return Err(SplitError::NoRecords);
+    }
+    loop {
+        i = ws(b, i);
+        if b.get(i) != Some(&b'"') {
+            return match b.get(i) {
+                None => Err(SplitError::Eof { at: i }),
+                Some(&c) => Err(SplitError::Unexpected { at: i, found: c as char, expected: "a key" }),
+            };
+        }
+        let key_end = skip_string(b, i)?;
+        let key = &b[i + 1..key_end - 1];
+        i = ws(b, expect(b, ws(b, key_end), b':', "':'")?);
+        if key == b"Records" {
+            i = expect(b, i, b'[', "'[' (Records is an array)")?;
+            let mut list = Vec::new();
+            i = ws(b, i);
+            if b.get(i) == Some(&b']') {
+                i += 1;
+            } else {
+                loop {
+                    let start = ws(b, i);
+                    i = skip_value(b, start)?;
+                    list.push(&b[start..i]);
+                    i = ws(b, i);
+                    match b.get(i) {
+                        Some(b',') => i += 1,
+                        Some(b']') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&c) => return Err(SplitError::Unexpected { at: i, found: c as char, expected: "',' or ']'" }),
+                        None => return Err(SplitError::Eof { at: i }),
+                    }
+                }
+            }
+            records = Some(list);
+        } else {
+            i = skip_value(b, i)?;
+        }
+        i = ws(b, i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {
+                i += 1;
+                break;
+            }
+            Some(&c) => return Err(SplitError::Unexpected { at: i, found: c as char, expected: "',' or '}'" }),
+            None => return Err(SplitError::Eof { at: i }),
+        }
+    }
+    let end = ws(b, i);
+    if end < b.len() {
+        return Err(SplitError::Unexpected { at: end, found: b[end] as char, expected: "the end of the file" });
+    }
+    records.ok_or(SplitError::NoRecords)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(json: &str) -> Vec<String> {
+        split_records(json.as_bytes()).unwrap().iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect()
+    }
+
+    #[test]
+    fn splits_records_with_nesting_strings_and_escapes() {
+        let json = r#" { "other": {"x": [1, "]"]}, "Records" : [ {"a":"}\"{","b":[{"c":null}]} , {"d":1.5e3},
+            {"e":"\\"}, [], "s", 7, true ] , "after": null } "#;
+        assert_eq!(
+            ok(json),
+            vec![r#"{"a":"}\"{","b":[{"c":null}]}"#, r#"{"d":1.5e3}"#, r#"{"e":"\\"}"#, "[]", r#""s""#, "7", "true"]
+        );
+        assert_eq!(ok(r#"{"Records":[]}"#), Vec::<String>::new());
+    }
+
+    #[test]
+    fn broken_structure_is_an_error_with_an_offset() {
+        let cases = [
+            ("", SplitError::Eof { at: 0 }),
+            ("[1]", SplitError::Unexpected { at: 0, found: '[', expected: "'{' (a CloudTrail log file is one JSON object)" }),
+            ("{}", SplitError::NoRecords),
+            (r#"{"digestStartTime":"x","logFiles":[]}"#, SplitError::NoRecords),
+            (r#"{"Records":[{"a":1},{"b":"#, SplitError::Eof { at: 25 }),
+            (r#"{"Records":[{"a":"unterminated}]}"#, SplitError::Eof { at: 33 }),
+            (r#"{"Records":[{"a":1}}"#, SplitError::Unexpected { at: 19, found: '}', expected: "',' or ']'" }),
+            (r#"{"Records":{}}"#, SplitError::Unexpected { at: 11, found: '{', expected: "'[' (Records is an array)" }),
+            (r#"{"Records":[]} x"#, SplitError::Unexpected { at: 15, found: 'x', expected: "the end of the file" }),
+            (r#"{"Records":[,]}"#, SplitError::Unexpected { at: 12, found: ',', expected: "a value" }),
+        ];
+        for (json, want) in cases {
+            assert_eq!(split_records(json.as_bytes()), Err(want), "{json}");
+        }
+    }
+}
