@@ -103,8 +103,20 @@ fn main() {
         engine.finish(&mut alerts);
         engine.counters().kms_calls
     });
-    let decoded: Vec<_> = files.iter().map(|b| decode_object(b, &limits).expect("bench file decodes")).collect();
-    let (t_decode, _) = best(&|| files.iter().map(|b| decode_object(b, &limits).map(|d| d.calls.len() as u64).unwrap_or(0)).sum());
+    let decoded: Vec<_> = files
+        .iter()
+        .map(|b| decode_object(b, &limits).expect("bench file decodes"))
+        .collect();
+    let (t_decode, _) = best(&|| {
+        files
+            .iter()
+            .map(|b| {
+                decode_object(b, &limits)
+                    .map(|d| d.calls.len() as u64)
+                    .unwrap_or(0)
+            })
+            .sum()
+    });
     let (t_engine, _) = best(&|| {
         let mut engine = Engine::new(EngineConfig::default(), rules());
         let mut alerts = Vec::new();

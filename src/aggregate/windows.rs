@@ -65,11 +65,7 @@ impl<C: Default> Windows<C> {
 
     /// Closes the next window and returns its start and cells. With `skip_empty`, first jumps over
     /// empty windows up to the one holding `limit` (no window ending after `limit` is closed).
-    pub fn close_next(
-        &mut self,
-        limit: i64,
-        skip_empty: bool,
-    ) -> Option<(i64, Map<Box<str>, C>)> {
+    pub fn close_next(&mut self, limit: i64, skip_empty: bool) -> Option<(i64, Map<Box<str>, C>)> {
         let mut start = self.next_start?;
         if skip_empty {
             let bound = window_start(limit, self.len);

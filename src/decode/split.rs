@@ -10,7 +10,11 @@ pub enum SplitError {
     #[error("JSON ends early at byte {at} (truncated object?)")]
     Eof { at: usize },
     #[error("unexpected {found:?} at byte {at}, expected {expected}")]
-    Unexpected { at: usize, found: char, expected: &'static str },
+    Unexpected {
+        at: usize,
+        found: char,
+        expected: &'static str,
+    },
     #[error("no \"Records\" array")]
     NoRecords,
 }
@@ -25,7 +29,11 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 fn expect(b: &[u8], i: usize, want: u8, expected: &'static str) -> Result<usize, SplitError> {
     match b.get(i) {
         Some(&c) if c == want => Ok(i + 1),
-        Some(&c) => Err(SplitError::Unexpected { at: i, found: c as char, expected }),
+        Some(&c) => Err(SplitError::Unexpected {
+            at: i,
+            found: c as char,
+            expected,
+        }),
         None => Err(SplitError::Eof { at: i }),
     }
 }
@@ -68,12 +76,15 @@ fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
             }
             Err(SplitError::Eof { at: b.len() })
         }
-        Some(b'}' | b']' | b',' | b':') => {
-            Err(SplitError::Unexpected { at: i, found: b[i] as char, expected: "a value" })
-        }
+        Some(b'}' | b']' | b',' | b':') => Err(SplitError::Unexpected {
+            at: i,
+            found: b[i] as char,
+            expected: "a value",
+        }),
         Some(_) => {
             let start = i;
-            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            {
                 i += 1;
             }
             if i == b.len() {
@@ -86,7 +97,12 @@ fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
 
 /// The raw bytes of each element of the top-level `Records` array.
 pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
-    let mut i = expect(b, ws(b, 0), b'{', "'{' (a CloudTrail log file is one JSON object)")?;
+    let mut i = expect(
+        b,
+        ws(b, 0),
+        b'{',
+        "'{' (a CloudTrail log file is one JSON object)",
+    )?;
     let mut records = None;
     i = ws(b, i);
     if b.get(i) == Some(&b'}') {
@@ -97,7 +113,11 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
         if b.get(i) != Some(&b'"') {
             return match b.get(i) {
                 None => Err(SplitError::Eof { at: i }),
-                Some(&c) => Err(SplitError::Unexpected { at: i, found: c as char, expected: "a key" }),
+                Some(&c) => Err(SplitError::Unexpected {
+                    at: i,
+                    found: c as char,
+                    expected: "a key",
+                }),
             };
         }
         let key_end = skip_string(b, i)?;
@@ -121,7 +141,13 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
                             i += 1;
                             break;
                         }
-                        Some(&c) => return Err(SplitError::Unexpected { at: i, found: c as char, expected: "',' or ']'" }),
+                        Some(&c) => {
+                            return Err(SplitError::Unexpected {
+                                at: i,
+                                found: c as char,
+                                expected: "',' or ']'",
+                            })
+                        }
                         None => return Err(SplitError::Eof { at: i }),
                     }
                 }
@@ -137,13 +163,23 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
                 i += 1;
                 break;
             }
-            Some(&c) => return Err(SplitError::Unexpected { at: i, found: c as char, expected: "',' or '}'" }),
+            Some(&c) => {
+                return Err(SplitError::Unexpected {
+                    at: i,
+                    found: c as char,
+                    expected: "',' or '}'",
+                })
+            }
             None => return Err(SplitError::Eof { at: i }),
         }
     }
     let end = ws(b, i);
     if end < b.len() {
-        return Err(SplitError::Unexpected { at: end, found: b[end] as char, expected: "the end of the file" });
+        return Err(SplitError::Unexpected {
+            at: end,
+            found: b[end] as char,
+            expected: "the end of the file",
+        });
     }
     records.ok_or(SplitError::NoRecords)
 }
@@ -153,7 +189,11 @@ mod tests {
     use super::*;
 
     fn ok(json: &str) -> Vec<String> {
-        split_records(json.as_bytes()).unwrap().iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect()
+        split_records(json.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect()
     }
 
     #[test]
@@ -162,7 +202,15 @@ mod tests {
             {"e":"\\"}, [], "s", 7, true ] , "after": null } "#;
         assert_eq!(
             ok(json),
-            vec![r#"{"a":"}\"{","b":[{"c":null}]}"#, r#"{"d":1.5e3}"#, r#"{"e":"\\"}"#, "[]", r#""s""#, "7", "true"]
+            vec![
+                r#"{"a":"}\"{","b":[{"c":null}]}"#,
+                r#"{"d":1.5e3}"#,
+                r#"{"e":"\\"}"#,
+                "[]",
+                r#""s""#,
+                "7",
+                "true"
+            ]
         );
         assert_eq!(ok(r#"{"Records":[]}"#), Vec::<String>::new());
     }
@@ -171,15 +219,56 @@ mod tests {
     fn broken_structure_is_an_error_with_an_offset() {
         let cases = [
             ("", SplitError::Eof { at: 0 }),
-            ("[1]", SplitError::Unexpected { at: 0, found: '[', expected: "'{' (a CloudTrail log file is one JSON object)" }),
+            (
+                "[1]",
+                SplitError::Unexpected {
+                    at: 0,
+                    found: '[',
+                    expected: "'{' (a CloudTrail log file is one JSON object)",
+                },
+            ),
             ("{}", SplitError::NoRecords),
-            (r#"{"digestStartTime":"x","logFiles":[]}"#, SplitError::NoRecords),
+            (
+                r#"{"digestStartTime":"x","logFiles":[]}"#,
+                SplitError::NoRecords,
+            ),
             (r#"{"Records":[{"a":1},{"b":"#, SplitError::Eof { at: 25 }),
-            (r#"{"Records":[{"a":"unterminated}]}"#, SplitError::Eof { at: 33 }),
-            (r#"{"Records":[{"a":1}}"#, SplitError::Unexpected { at: 19, found: '}', expected: "',' or ']'" }),
-            (r#"{"Records":{}}"#, SplitError::Unexpected { at: 11, found: '{', expected: "'[' (Records is an array)" }),
-            (r#"{"Records":[]} x"#, SplitError::Unexpected { at: 15, found: 'x', expected: "the end of the file" }),
-            (r#"{"Records":[,]}"#, SplitError::Unexpected { at: 12, found: ',', expected: "a value" }),
+            (
+                r#"{"Records":[{"a":"unterminated}]}"#,
+                SplitError::Eof { at: 33 },
+            ),
+            (
+                r#"{"Records":[{"a":1}}"#,
+                SplitError::Unexpected {
+                    at: 19,
+                    found: '}',
+                    expected: "',' or ']'",
+                },
+            ),
+            (
+                r#"{"Records":{}}"#,
+                SplitError::Unexpected {
+                    at: 11,
+                    found: '{',
+                    expected: "'[' (Records is an array)",
+                },
+            ),
+            (
+                r#"{"Records":[]} x"#,
+                SplitError::Unexpected {
+                    at: 15,
+                    found: 'x',
+                    expected: "the end of the file",
+                },
+            ),
+            (
+                r#"{"Records":[,]}"#,
+                SplitError::Unexpected {
+                    at: 12,
+                    found: ',',
+                    expected: "a value",
+                },
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(split_records(json.as_bytes()), Err(want), "{json}");

@@ -121,8 +121,14 @@ pub struct Globs {
 impl Globs {
     /// `set` must be compiled from `patterns`.
     pub fn new(patterns: Vec<String>, set: GlobSet) -> Self {
-        let literal = patterns.iter().all(|p| !p.contains(['*', '?', '[', ']', '{', '}', '\\']));
-        Globs { patterns, set, literal }
+        let literal = patterns
+            .iter()
+            .all(|p| !p.contains(['*', '?', '[', ']', '{', '}', '\\']));
+        Globs {
+            patterns,
+            set,
+            literal,
+        }
     }
 
     pub fn is_match(&self, s: &str) -> bool {

@@ -13,7 +13,10 @@ pub fn globs(patterns: &[&str]) -> Globs {
     for p in patterns {
         b.add(Glob::new(p).unwrap());
     }
-    Globs::new(patterns.iter().map(|p| p.to_string()).collect(), b.build().unwrap())
+    Globs::new(
+        patterns.iter().map(|p| p.to_string()).collect(),
+        b.build().unwrap(),
+    )
 }
 
 pub fn rule(id: &str, kind: RuleKind, group_by: &[&str]) -> Rule {

@@ -239,7 +239,11 @@ impl WindowedState {
                 threshold: *min_count as f64,
                 baseline: None,
             },
-            RuleKind::Ratio { max_ratio, min_count, .. } => {
+            RuleKind::Ratio {
+                max_ratio,
+                min_count,
+                ..
+            } => {
                 let ratio = count / cell.other.max(1) as f64;
                 Verdict {
                     holds: cell.count >= *min_count && ratio > *max_ratio,
@@ -248,9 +252,21 @@ impl WindowedState {
                     baseline: None,
                 }
             }
-            RuleKind::Spike { baseline_windows, min_baseline_windows, min_count, min_ratio, z, stddev_floor } => {
-                if !self.history.contains_key(group) && self.history.len() < self.limits.max_groups_per_rule {
-                    let fresh = History { last: start - len, counts: VecDeque::new() };
+            RuleKind::Spike {
+                baseline_windows,
+                min_baseline_windows,
+                min_count,
+                min_ratio,
+                z,
+                stddev_floor,
+            } => {
+                if !self.history.contains_key(group)
+                    && self.history.len() < self.limits.max_groups_per_rule
+                {
+                    let fresh = History {
+                        last: start - len,
+                        counts: VecDeque::new(),
+                    };
                     self.history.insert(group.into(), fresh);
                 }
                 let Some(history) = self.history.get_mut(group) else {
@@ -258,12 +274,19 @@ impl WindowedState {
                 };
                 let b = history.observe(start, cell.count, len, *baseline_windows);
                 let spread = b.stddev.max(*stddev_floor);
-                let level = (*min_count as f64).max(min_ratio * b.mean).max(b.mean + z * spread);
+                let level = (*min_count as f64)
+                    .max(min_ratio * b.mean)
+                    .max(b.mean + z * spread);
                 let holds = b.windows >= *min_baseline_windows
                     && cell.count >= *min_count
                     && count >= min_ratio * b.mean
                     && count > b.mean + z * spread;
-                Verdict { holds, value: count, threshold: level, baseline: Some(b) }
+                Verdict {
+                    holds,
+                    value: count,
+                    threshold: level,
+                    baseline: Some(b),
+                }
             }
             _ => Verdict::silent(cell.count),
         }
@@ -272,7 +295,11 @@ impl WindowedState {
 
 /// The sentence of an alert; built only when an alert is emitted.
 fn summary(rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64, v: &Verdict) -> String {
-    let window = format!("the {} from {}", duration_phrase(len), format_rfc3339(start));
+    let window = format!(
+        "the {} from {}",
+        duration_phrase(len),
+        format_rfc3339(start)
+    );
     let what = format!("{} calls", calls_phrase(rule));
     let on = group_phrase(rule, group);
     match (&rule.kind, &v.baseline) {
