@@ -1,0 +1,207 @@
+//! Loads rule files (TOML) into a [`RuleSet`], reporting every problem of every file with `file:line:col`.
+//!
+//! Two stages, as for all configuration: `toml` parses each file with error recovery (every syntax
+//! error is kept), then this module walks the spanned tree and validates each `[[rule]]` table into
+//! a [`Rule`], collecting every problem instead of stopping at the first. The rule set is returned
+//! only when no file has any problem.
+//!
+//! This module owns the public API and the walk over files and their top-level keys. The rest:
+//! - `files`: which files a directory holds, reading a file as UTF-8, byte offsets to line and column;
+//! - `values`: the problem collector of one file, and typed readers for the values of a rule table;
+//! - `rule`: one `[[rule]]` table into a `Rule`: required, unknown and common fields, duplicate ids;
+//! - `filter`: the filter fields; `kind`: the kinds, their parameters and defaults;
+//! - `inventory`: the key inventory file of an `unused` rule;
+//! - `suggest`: did-you-mean hints.
+
+mod files;
+mod filter;
+mod inventory;
+mod kind;
+mod rule;
+mod suggest;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+
+use super::model::{Rule, RuleOrigin, RuleSet};
+use files::{read_text, toml_files_in, ReadError, Source};
+use suggest::suggest;
+use values::{a_type, Checker};
+
+/// One problem in one rule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    pub file: PathBuf,
+    /// 1-based line of the offending key or value.
+    pub line: usize,
+    /// 1-based column (in characters) of the offending key or value.
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// Every problem found while loading rules.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in rule files", problems.len())]
+pub struct LoadError {
+    pub problems: Vec<RuleProblem>,
+}
+
+/// Loads every `*.toml` file directly in `dir`, sorted by file name.
+pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
+    load_paths(&[dir.to_path_buf()])
+}
+
+/// Loads the given files (a file) or directories (their `*.toml` files), in the order given.
+pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
+    let mut loader = Loader::default();
+    for path in paths {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => match toml_files_in(path) {
+                Ok(files) => files.iter().for_each(|file| loader.load_file(file)),
+                Err(e) => loader.problems.push(problem_at_start(
+                    path,
+                    format!("cannot read rule directory: {e}"),
+                )),
+            },
+            Ok(_) => loader.load_file(path),
+            Err(e) => loader.problems.push(problem_at_start(
+                path,
+                format!("cannot read rule file: {e}"),
+            )),
+        }
+    }
+    if loader.rule_tables == 0 && loader.problems.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let file = paths.first().cloned().unwrap_or_default();
+        let message = if names.is_empty() {
+            "no rules found: no rule files or directories given".to_string()
+        } else {
+            format!("no rules found in {}", names.join(", "))
+        };
+        loader.problems.push(problem_at_start(&file, message));
+    }
+    if loader.problems.is_empty() {
+        Ok(RuleSet {
+            rules: loader.rules,
+        })
+    } else {
+        Err(LoadError {
+            problems: loader.problems,
+        })
+    }
+}
+
+/// A problem about a whole file (or a path), reported at its start.
+fn problem_at_start(file: &Path, message: String) -> RuleProblem {
+    RuleProblem {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        message,
+    }
+}
+
+/// State across all files loaded together.
+#[derive(Default)]
+struct Loader {
+    rules: Vec<Rule>,
+    problems: Vec<RuleProblem>,
+    /// Where each rule id was first defined, to report duplicates across files.
+    ids: HashMap<String, RuleOrigin>,
+    /// `[[rule]]` tables seen, valid or not: zero means "no rules found".
+    rule_tables: usize,
+}
+
+impl Loader {
+    fn load_file(&mut self, file: &Path) {
+        let text = match read_text(file) {
+            Ok(text) => text,
+            Err(ReadError::Io(e)) => {
+                self.problems.push(problem_at_start(
+                    file,
+                    format!("cannot read rule file: {e}"),
+                ));
+                return;
+            }
+            Err(ReadError::NotUtf8 { offset }) => {
+                self.problems.push(problem_at_start(
+                    file,
+                    format!("file is not valid UTF-8 (first invalid byte at offset {offset})"),
+                ));
+                return;
+            }
+        };
+        let src = Source::new(file, &text);
+        let mut ck = Checker::new(&src);
+        let (root, errors) = DeTable::parse_recoverable(&text);
+        for error in &errors {
+            let span = error.span().unwrap_or(0..0);
+            ck.report(span, error.message().trim_end_matches('.').to_string());
+        }
+        for (key, value) in root.get_ref().iter() {
+            let name: &str = key.get_ref();
+            if name != "rule" {
+                let message = match suggest(name, &["rule"]) {
+                    Some(s) => format!("unknown top-level key \"{name}\" (did you mean \"{s}\"?)"),
+                    None => format!(
+                        "unknown top-level key \"{name}\": a rule file holds only [[rule]] tables"
+                    ),
+                };
+                ck.report(key.span(), message);
+                continue;
+            }
+            match value.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::Table(table) => {
+                                self.rule_tables += 1;
+                                if let Some(rule) =
+                                    rule::check_rule(&mut ck, table, item.span(), &mut self.ids)
+                                {
+                                    self.rules.push(rule);
+                                }
+                            }
+                            other => ck.report(
+                                item.span(),
+                                format!("expected a table for each rule, got {}", a_type(other)),
+                            ),
+                        }
+                    }
+                }
+                DeValue::Table(_) => ck.report(
+                    key.span(),
+                    "\"rule\" must be an array of tables: write [[rule]], not [rule]",
+                ),
+                other => ck.report(
+                    key.span(),
+                    format!(
+                        "expected an array of tables for \"rule\", got {}: write each rule as a [[rule]] table",
+                        a_type(other)
+                    ),
+                ),
+            }
+        }
+        self.problems.extend(ck.into_problems());
+    }
+}
