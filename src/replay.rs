@@ -57,7 +57,7 @@ pub struct Replay {
 impl Replay {
     /// True when any object or record could not be used (replay exits non-zero then).
     pub fn had_failures(&self) -> bool {
-        self.summary.input.objects_failed > 0 || self.summary.input.malformed_records > 0
+        self.summary.input.objects_failed > 0 || self.summary.input.decoded.malformed_records > 0
     }
 }
 
@@ -192,13 +192,7 @@ fn record_failure(input: &mut InputStats, object: String, kind: &str, error: Str
 }
 
 fn fold_stats(input: &mut InputStats, obj: &ObjectRef, d: &DecodedObject) {
-    let s = &d.stats;
-    input.compressed_bytes += s.compressed_bytes;
-    input.decompressed_bytes += s.decompressed_bytes;
-    input.records += s.records;
-    input.kms_records += s.kms_records;
-    input.non_kms_records += s.non_kms_records;
-    input.malformed_records += s.malformed_records;
+    input.decoded.add(&d.stats);
     for e in &d.record_errors {
         if input.malformed.len() < MAX_LISTED_MALFORMED {
             input.malformed.push(Failure {

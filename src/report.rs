@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::decode::{KmsCall, OpClass};
+use crate::decode::{DecodeStats, KmsCall, OpClass};
 use crate::engine::Engine;
 use crate::timefmt::format_rfc3339;
 
@@ -168,12 +168,9 @@ pub struct InputStats {
     /// Failed objects by reason.
     pub failed_by_kind: BTreeMap<String, u64>,
     pub failures: Vec<Failure>,
-    pub compressed_bytes: u64,
-    pub decompressed_bytes: u64,
-    pub records: u64,
-    pub kms_records: u64,
-    pub non_kms_records: u64,
-    pub malformed_records: u64,
+    /// Bytes and records of the objects that decoded.
+    #[serde(flatten)]
+    pub decoded: DecodeStats,
     /// The first malformed records (all are counted in `malformed_records`).
     pub malformed: Vec<Failure>,
 }
@@ -328,8 +325,8 @@ impl Summary {
             "read {} log objects ({} files found; {:.1} MB compressed, {:.1} MB JSON)",
             i.log_objects,
             i.files_found,
-            i.compressed_bytes as f64 / 1e6,
-            i.decompressed_bytes as f64 / 1e6
+            i.decoded.compressed_bytes as f64 / 1e6,
+            i.decoded.decompressed_bytes as f64 / 1e6
         );
         let skipped: Vec<String> = i.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
         if !skipped.is_empty() {
@@ -338,7 +335,10 @@ impl Summary {
         let _ = writeln!(
             s,
             "records: {} ({} KMS, {} other, {} malformed)",
-            i.records, i.kms_records, i.non_kms_records, i.malformed_records
+            i.decoded.records,
+            i.decoded.kms_records,
+            i.decoded.non_kms_records,
+            i.decoded.malformed_records
         );
         let _ = writeln!(
             s,
@@ -386,7 +386,7 @@ impl Summary {
                 self.table_overflow
             );
         }
-        if i.objects_failed > 0 || i.malformed_records > 0 {
+        if i.objects_failed > 0 || i.decoded.malformed_records > 0 {
             let kinds: Vec<String> = i
                 .failed_by_kind
                 .iter()
@@ -401,7 +401,7 @@ impl Summary {
                 } else {
                     kinds.join(", ")
                 },
-                i.malformed_records
+                i.decoded.malformed_records
             );
             for f in i.failures.iter().chain(&i.malformed) {
                 let _ = writeln!(s, "  {}: {}", f.object, f.error);

@@ -62,7 +62,7 @@ fn broken_objects_are_named_counted_and_the_rest_is_replayed() {
     assert_eq!(s.kms_calls, 3, "good-1, good-2, good-3");
     assert_eq!(s.input.log_objects, 6);
     assert_eq!(s.input.objects_failed, 4);
-    assert_eq!(s.input.malformed_records, 1);
+    assert_eq!(s.input.decoded.malformed_records, 1);
     assert_eq!(s.input.skipped.get("digest"), Some(&1));
     assert_eq!(s.input.skipped.get("not_log"), Some(&1));
     let failures: Vec<(String, String, String)> = s

@@ -27,7 +27,7 @@ impl Default for DecodeLimits {
 }
 
 /// Counts of one object's decoding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
     pub compressed_bytes: u64,
     pub decompressed_bytes: u64,

@@ -95,6 +95,26 @@ fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
     }
 }
 
+/// After a member: a `,` (more follow) or `close` (done, returns true); the index after it.
+fn separator(
+    b: &[u8],
+    i: usize,
+    close: u8,
+    expected: &'static str,
+) -> Result<(usize, bool), SplitError> {
+    let i = ws(b, i);
+    match b.get(i) {
+        Some(b',') => Ok((i + 1, false)),
+        Some(&c) if c == close => Ok((i + 1, true)),
+        Some(&c) => Err(SplitError::Unexpected {
+            at: i,
+            found: c as char,
+            expected,
+        }),
+        None => Err(SplitError::Eof { at: i }),
+    }
+}
+
 /// The raw bytes of each element of the top-level `Records` array.
 pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
     let mut i = expect(
@@ -134,21 +154,10 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
                     let start = ws(b, i);
                     i = skip_value(b, start)?;
                     list.push(&b[start..i]);
-                    i = ws(b, i);
-                    match b.get(i) {
-                        Some(b',') => i += 1,
-                        Some(b']') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&c) => {
-                            return Err(SplitError::Unexpected {
-                                at: i,
-                                found: c as char,
-                                expected: "',' or ']'",
-                            })
-                        }
-                        None => return Err(SplitError::Eof { at: i }),
+                    let (next, closed) = separator(b, i, b']', "',' or ']'")?;
+                    i = next;
+                    if closed {
+                        break;
                     }
                 }
             }
@@ -156,21 +165,10 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
         } else {
             i = skip_value(b, i)?;
         }
-        i = ws(b, i);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') => {
-                i += 1;
-                break;
-            }
-            Some(&c) => {
-                return Err(SplitError::Unexpected {
-                    at: i,
-                    found: c as char,
-                    expected: "',' or '}'",
-                })
-            }
-            None => return Err(SplitError::Eof { at: i }),
+        let (next, closed) = separator(b, i, b'}', "',' or '}'")?;
+        i = next;
+        if closed {
+            break;
         }
     }
     let end = ws(b, i);
