@@ -96,7 +96,8 @@ struct GenerateArgs {
     /// Output directory (files in it are overwritten).
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the generator; the default reproduces the committed sample-logs/ byte for byte.
+    #[arg(long, default_value_t = kmswatch::generate::DEFAULT_SEED)]
     seed: u64,
     /// Bench profile: uncompressed size to reach, in MB.
     #[arg(long, default_value_t = 600)]
