@@ -127,14 +127,14 @@ pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObjec
             out.stats.non_kms_records += 1;
             continue;
         }
-        let record: RawRecord = match serde_json::from_slice(raw) {
+        // One UTF-8 check per record is cheaper than serde_json's check of every string.
+        let parsed = std::str::from_utf8(raw)
+            .map_err(|e| format!("invalid UTF-8: {e}"))
+            .and_then(|text| serde_json::from_str::<RawRecord>(text).map_err(|e| e.to_string()));
+        let record = match parsed {
             Ok(r) => r,
-            Err(e) => {
-                out.reject(RecordError {
-                    index,
-                    event_id: None,
-                    message: e.to_string(),
-                });
+            Err(message) => {
+                out.reject(RecordError { index, event_id: None, message });
                 continue;
             }
         };
