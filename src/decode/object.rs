@@ -134,7 +134,11 @@ pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObjec
         let record = match parsed {
             Ok(r) => r,
             Err(message) => {
-                out.reject(RecordError { index, event_id: None, message });
+                out.reject(RecordError {
+                    index,
+                    event_id: None,
+                    message,
+                });
                 continue;
             }
         };
