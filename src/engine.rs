@@ -119,7 +119,7 @@ impl Engine {
         self.totals.record(&call, key);
         let before = out.len();
         for r in &mut self.rules {
-            r.on_call(&call, key, &self.catalog, out);
+            r.on_call(&call, key, &self.catalog, self.watermark, out);
         }
         self.tally(&out[before..]);
         self.max_event_time = Some(self.max_event_time.map_or(call.time, |m| m.max(call.time)));

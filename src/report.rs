@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::decode::{DecodeStats, KmsCall, OpClass};
+use crate::decode::{DecodeStats, KmsCall, OpClass, ServiceSource};
 use crate::engine::Engine;
 use crate::timefmt::format_rfc3339;
 
@@ -32,6 +32,8 @@ struct KeyTotals {
 struct Counts {
     calls: u64,
     failures: u64,
+    /// Calls by the inference step that named the service, indexed like `ServiceSource::ALL`.
+    by_source: [u64; 6],
 }
 
 /// Running totals over every distinct KMS call. Each table holds at most `max_rows` rows; calls of
@@ -97,6 +99,7 @@ impl Totals {
         bump(&mut self.kps, b, self.max_rows, &mut self.overflow, |c| {
             c.calls += 1;
             c.failures += u64::from(failed);
+            c.by_source[call.service_source as usize] += 1;
         });
         b.clear();
         let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.operation, call.outcome());
@@ -145,6 +148,9 @@ pub struct KeyPrincipalServiceRow {
     pub service: String,
     pub calls: u64,
     pub failures: u64,
+    /// How the service was decided, in calls per step (`invoked_by`, `source_ip`,
+    /// `encryption_context`, `role`, `aws_internal`, `direct`); steps with no calls are left out.
+    pub service_from: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -260,6 +266,12 @@ impl Summary {
                     service,
                     calls: v.calls,
                     failures: v.failures,
+                    service_from: ServiceSource::ALL
+                        .iter()
+                        .zip(v.by_source)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(s, n)| (s.as_str(), n))
+                        .collect(),
                 }
             })
             .collect();

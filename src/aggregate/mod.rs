@@ -8,4 +8,4 @@ mod windows;
 
 pub use dedupe::Dedupe;
 pub use keys::{KeyCatalog, KeyInfo};
-pub use windows::{window_start, Windows};
+pub use windows::{window_start, Rejected, Windows};

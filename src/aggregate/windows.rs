@@ -9,13 +9,22 @@ pub fn window_start(t: i64, len: i64) -> i64 {
     t - t.rem_euclid(len)
 }
 
+/// Why a call could not be counted in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The watermark has passed the end of the call's window.
+    Late,
+    /// `max_groups` cells are already open.
+    Overflow,
+}
+
 /// Open windows of one rule. `C` is what a group accumulates in a window.
 #[derive(Debug)]
 pub struct Windows<C> {
     len: i64,
     open: BTreeMap<i64, Map<Box<str>, C>>,
-    /// Start of the earliest window not yet closed; `None` before the first event.
-    next_start: Option<i64>,
+    /// Every window starting before this has been closed; `None` before the first close.
+    closed_before: Option<i64>,
     groups_in_open: usize,
 }
 
@@ -24,7 +33,7 @@ impl<C: Default> Windows<C> {
         Windows {
             len,
             open: BTreeMap::new(),
-            next_start: None,
+            closed_before: None,
             groups_in_open: 0,
         }
     }
@@ -33,40 +42,47 @@ impl<C: Default> Windows<C> {
         self.len
     }
 
-    /// The cell of `group` in the window holding `t`, or `None` when that window is closed (a late
-    /// event) or `max_groups` cells are already open (overflow; the caller counts it).
-    pub fn cell(&mut self, t: i64, group: &str, max_groups: usize) -> Option<&mut C> {
+    /// The cell of `group` in the window holding `t`. A call is late when the watermark has
+    /// passed the end of its window (the engine closes such windows before the next call).
+    pub fn cell(
+        &mut self,
+        t: i64,
+        group: &str,
+        max_groups: usize,
+        watermark: Option<i64>,
+    ) -> Result<&mut C, Rejected> {
         let start = window_start(t, self.len);
-        let next = *self.next_start.get_or_insert(start);
-        if start < next {
-            return None;
+        if watermark.is_some_and(|w| start + self.len <= w)
+            || self.closed_before.is_some_and(|c| start < c)
+        {
+            return Err(Rejected::Late);
         }
         let window = self.open.entry(start).or_default();
         if !window.contains_key(group) {
             if self.groups_in_open >= max_groups {
-                return None;
+                return Err(Rejected::Overflow);
             }
             self.groups_in_open += 1;
             window.insert(group.into(), C::default());
         }
-        window.get_mut(group)
+        window.get_mut(group).ok_or(Rejected::Overflow)
     }
 
-    /// Whether an event at `t` would land in a closed window.
-    pub fn is_closed(&self, t: i64) -> bool {
-        self.next_start
-            .is_some_and(|n| window_start(t, self.len) < n)
+    /// Start of the next window to close: after the last closed one, else the earliest open one.
+    fn next_start(&self) -> Option<i64> {
+        self.closed_before
+            .or_else(|| self.open.keys().next().copied())
     }
 
-    /// End of the next window to close, if any window was ever opened.
+    /// End of the next window to close, if any.
     pub fn next_end(&self) -> Option<i64> {
-        self.next_start.map(|s| s + self.len)
+        self.next_start().map(|s| s + self.len)
     }
 
-    /// Closes the next window and returns its start and cells. With `skip_empty`, first jumps over
-    /// empty windows up to the one holding `limit` (no window ending after `limit` is closed).
+    /// Closes the next window if it ends by `limit` and returns its start and cells. With
+    /// `skip_empty`, first jumps over empty windows (none ending after `limit` is closed).
     pub fn close_next(&mut self, limit: i64, skip_empty: bool) -> Option<(i64, Map<Box<str>, C>)> {
-        let mut start = self.next_start?;
+        let mut start = self.next_start()?;
         if skip_empty {
             let bound = window_start(limit, self.len);
             start = self
@@ -77,12 +93,12 @@ impl<C: Default> Windows<C> {
                 .unwrap_or(bound)
                 .min(bound)
                 .max(start);
+            self.closed_before = Some(start);
         }
         if start + self.len > limit {
-            self.next_start = Some(start);
             return None;
         }
-        self.next_start = Some(start + self.len);
+        self.closed_before = Some(start + self.len);
         let cells = self.open.remove(&start).unwrap_or_default();
         self.groups_in_open -= cells.len();
         Some((start, cells))
@@ -114,14 +130,23 @@ mod tests {
     #[test]
     fn closes_in_order_and_rejects_late_events() {
         let mut w: Windows<u32> = Windows::new(300);
-        *w.cell(310, "a", 10).unwrap() += 1;
-        *w.cell(950, "a", 10).unwrap() += 1;
+        *w.cell(950, "a", 10, None).unwrap() += 1;
+        // Earlier than the first call, but the watermark (50) has not passed window 300's end.
+        *w.cell(310, "a", 10, Some(50)).unwrap() += 1;
         assert_eq!(
             w.close_next(600, false).map(|(s, c)| (s, c["a"])),
             Some((300, 1))
         );
-        assert!(w.is_closed(599));
-        assert!(w.cell(599, "a", 10).is_none(), "window 300 is closed: late");
+        assert_eq!(
+            w.cell(599, "a", 10, Some(600)).err(),
+            Some(Rejected::Late),
+            "window 300 ended at 600"
+        );
+        assert_eq!(
+            w.cell(200, "a", 10, None).err(),
+            Some(Rejected::Late),
+            "before the last closed window"
+        );
         assert_eq!(w.close_next(899, false), None, "window 600 ends at 900");
         let (s, c) = w.close_next(900, false).unwrap();
         assert_eq!((s, c.len()), (600, 0), "an empty window still closes");
@@ -137,12 +162,15 @@ mod tests {
     #[test]
     fn group_cap_overflows() {
         let mut w: Windows<u32> = Windows::new(60);
-        assert!(w.cell(0, "a", 2).is_some());
-        assert!(w.cell(0, "b", 2).is_some());
-        assert!(w.cell(0, "c", 2).is_none());
-        assert!(w.cell(0, "a", 2).is_some(), "existing groups still count");
+        assert!(w.cell(0, "a", 2, None).is_ok());
+        assert!(w.cell(0, "b", 2, None).is_ok());
+        assert_eq!(w.cell(0, "c", 2, None).err(), Some(Rejected::Overflow));
+        assert!(
+            w.cell(0, "a", 2, None).is_ok(),
+            "existing groups still count"
+        );
         w.close_next(60, false);
         assert_eq!(w.open_groups(), 0);
-        assert!(w.cell(61, "c", 2).is_some());
+        assert!(w.cell(61, "c", 2, None).is_ok());
     }
 }

@@ -41,6 +41,15 @@ pub enum ServiceSource {
 }
 
 impl ServiceSource {
+    pub const ALL: [ServiceSource; 6] = [
+        ServiceSource::InvokedBy,
+        ServiceSource::SourceIp,
+        ServiceSource::EncryptionContext,
+        ServiceSource::Role,
+        ServiceSource::AwsInternal,
+        ServiceSource::Direct,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceSource::InvokedBy => "invoked_by",
@@ -109,5 +118,17 @@ impl KmsCall {
     /// `ok` or the error code.
     pub fn outcome(&self) -> &str {
         self.error_code.as_deref().unwrap_or("ok")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceSource;
+
+    #[test]
+    fn service_sources_index_in_declaration_order() {
+        for (i, s) in ServiceSource::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "{}", s.as_str());
+        }
     }
 }

@@ -80,7 +80,8 @@ impl EventState {
             observed_for = Some((call.time - first_seen, learning_secs, first_seen));
         }
         let window = window_start(call.time, self.len);
-        self.next_start.get_or_insert(window);
+        // Windows are checked from the earliest one with a matching call on.
+        self.next_start = Some(self.next_start.map_or(window, |n| n.min(window)));
         group_key(&rule.group_by, call, key, &mut self.buf);
         if let Some(f) = self.firing.get_mut(self.buf.as_str()) {
             f.count += 1;

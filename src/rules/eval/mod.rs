@@ -74,18 +74,20 @@ impl RuleEval {
         }
     }
 
-    /// Feeds one (deduplicated) call; `key` is its resolved key. Event-like rules may alert at once.
+    /// Feeds one (deduplicated) call; `key` is its resolved key and `watermark` the engine's (a
+    /// call whose window ended by then is late). Event-like rules may alert at once.
     pub fn on_call(
         &mut self,
         call: &KmsCall,
         key: Option<&str>,
         catalog: &KeyCatalog,
+        watermark: Option<i64>,
         out: &mut Vec<Alert>,
     ) {
         let r = &self.rule;
         let c = &mut self.counters;
         match &mut self.state {
-            State::Windowed(s) => s.on_call(r, c, call, key),
+            State::Windowed(s) => s.on_call(r, c, call, key, watermark),
             State::Event(s) => s.on_call(r, c, call, key, catalog, out),
             State::Unused(s) => s.on_call(r, call, key, catalog, out),
         }

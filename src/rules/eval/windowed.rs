@@ -8,7 +8,7 @@ use super::{
     calls_phrase, duration_phrase, group_key, keep_id, make_alert, AlertParts, EvalCounters,
     EvalLimits,
 };
-use crate::aggregate::Windows;
+use crate::aggregate::{Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
@@ -99,6 +99,7 @@ impl WindowedState {
         counters: &mut EvalCounters,
         call: &KmsCall,
         key: Option<&str>,
+        watermark: Option<i64>,
     ) {
         if !rule.filter.matches(call, key) {
             return;
@@ -120,16 +121,15 @@ impl WindowedState {
             _ => true,
         };
         group_key(&rule.group_by, call, key, &mut self.buf);
-        let Some(cell) = self
-            .windows
-            .cell(call.time, &self.buf, self.limits.max_groups_per_rule)
-        else {
-            if self.windows.is_closed(call.time) {
-                counters.late += 1;
-            } else {
-                counters.overflow += 1;
-            }
-            return;
+        let cell = match self.windows.cell(
+            call.time,
+            &self.buf,
+            self.limits.max_groups_per_rule,
+            watermark,
+        ) {
+            Ok(cell) => cell,
+            Err(Rejected::Late) => return counters.late += 1,
+            Err(Rejected::Overflow) => return counters.overflow += 1,
         };
         if numerator {
             cell.count += 1;
@@ -387,6 +387,24 @@ mod tests {
         let _ = h.end();
         assert_eq!(h.engine.rules()[0].counters.late, 1);
         assert_eq!(h.engine.counters().late, 1);
+    }
+
+    #[test]
+    fn out_of_order_within_the_lateness_is_not_late() {
+        let mut h = Harness::new(vec![threshold(2)]);
+        // Watermark after the first object: 1000 - 900 = 100; window 0 ends at 300: still open.
+        h.call(1000, decrypt("k", "p"));
+        h.call(10, decrypt("k", "p"));
+        h.call(20, decrypt("k", "p"));
+        // Watermark 1300: window 0 closes with its 2 calls, window 300 stays empty.
+        h.call(2200, decrypt("k", "p"));
+        let got = h.end();
+        assert_eq!(h.engine.counters().late, 0);
+        assert_eq!(
+            brief(&got),
+            vec![("t", Firing, "k", 0, 2.0), ("t", Resolved, "k", 300, 0.0)],
+            "{got:#?}"
+        );
     }
 
     #[test]
