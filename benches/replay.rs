@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use kmswatch::decode::{decode_object, decompress, DecodeLimits};
+use kmswatch::decode::{decode_object, decompress, split_records, DecodeLimits};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::replay::{replay, ReplayOptions};
@@ -103,6 +103,20 @@ fn main() {
         engine.finish(&mut alerts);
         engine.counters().kms_calls
     });
+    let inflated: Vec<Vec<u8>> = files
+        .iter()
+        .map(|b| {
+            decompress(b, limits.max_object_bytes)
+                .expect("bench file decompresses")
+                .into_owned()
+        })
+        .collect();
+    let (t_split, _) = best(&|| {
+        inflated
+            .iter()
+            .map(|j| split_records(j).expect("bench file splits").len() as u64)
+            .sum()
+    });
     let decoded: Vec<_> = files
         .iter()
         .map(|b| decode_object(b, &limits).expect("bench file decodes"))
@@ -171,6 +185,11 @@ fn main() {
         "| decompression only | {cores} | {:.0} | {:.0} | |",
         mbps(t_gz_n),
         records as f64 / t_gz_n
+    );
+    println!(
+        "| record splitting only (decompressed JSON) | 1 | {:.0} | {:.0} | |",
+        mbps(t_split),
+        records as f64 / t_split
     );
     println!(
         "| decode only (gzip + JSON + normalise) | 1 | {:.0} | {:.0} | {:.0} |",

@@ -8,6 +8,7 @@ mod normalise;
 mod object;
 mod record;
 mod split;
+mod structural;
 
 pub use gzip::{decompress, GzipError};
 pub(crate) use normalise::arn_account;
@@ -15,6 +16,7 @@ pub use normalise::{normalise, op_class, NormaliseError};
 pub use object::{
     decode_object, DecodeLimits, DecodeStats, DecodedObject, ObjectError, RecordError,
 };
+pub use split::{split_records, SplitError};
 
 /// Whether an operation uses key material (`Decrypt`, `Sign`, ...) or manages keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

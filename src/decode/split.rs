@@ -55,7 +55,8 @@ fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
     match b.get(i) {
         None => Err(SplitError::Eof { at: i }),
         Some(b'"') => skip_string(b, i),
-        Some(b'{' | b'[') => {
+        Some(b'{') => super::structural::skip_object(b, i).ok_or(SplitError::Eof { at: b.len() }),
+        Some(b'[') => {
             let mut depth = 0usize;
             while i < b.len() {
                 match b[i] {

@@ -1,0 +1,163 @@
+//! Finds the end of a JSON object fast: 64 bytes at a time, quote and brace bitmasks with SSE2,
+//! a prefix XOR for "inside a string", and a scalar stepper for blocks with backslashes (rare in
+//! CloudTrail) and for the tail. Other architectures use the scalar stepper throughout.
+
+/// Scanning state carried across blocks.
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
+    depth: usize,
+    in_string: bool,
+    /// The previous byte was a backslash inside a string.
+    escape: bool,
+}
+
+/// Steps byte by byte over `b[from..to]`; returns the index after the object's closing brace.
+fn scalar(b: &[u8], from: usize, to: usize, st: &mut State) -> Option<usize> {
+    for (k, &c) in b[from..to].iter().enumerate() {
+        if st.in_string {
+            if st.escape {
+                st.escape = false;
+            } else if c == b'\\' {
+                st.escape = true;
+            } else if c == b'"' {
+                st.in_string = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => st.in_string = true,
+            b'{' => st.depth += 1,
+            b'}' => {
+                st.depth = st.depth.saturating_sub(1);
+                if st.depth == 0 {
+                    return Some(from + k + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `b[i]` is `{`: the index after its matching `}`, or `None` if the input ends first. Brackets
+/// are not counted: inside an object they balance whenever its braces do.
+pub(super) fn skip_object(b: &[u8], i: usize) -> Option<usize> {
+    let mut st = State::default();
+    let mut p = i;
+    #[cfg(target_arch = "x86_64")]
+    while p + 64 <= b.len() {
+        // SAFETY: `p + 64 <= b.len()`, so the 64 bytes read are in bounds; SSE2 is part of the
+        // x86_64 baseline.
+        let m = unsafe { sse2::masks(b.as_ptr().add(p)) };
+        if m.backslash != 0 || st.escape {
+            if let Some(end) = scalar(b, p, p + 64, &mut st) {
+                return Some(end);
+            }
+        } else {
+            let carry = if st.in_string { !0u64 } else { 0 };
+            let in_string = prefix_xor(m.quote) ^ carry;
+            st.in_string = in_string >> 63 == 1;
+            let mut structural = (m.open | m.close) & !in_string;
+            while structural != 0 {
+                let bit = structural.trailing_zeros();
+                if m.open >> bit & 1 == 1 {
+                    st.depth += 1;
+                } else {
+                    st.depth = st.depth.saturating_sub(1);
+                    if st.depth == 0 {
+                        return Some(p + bit as usize + 1);
+                    }
+                }
+                structural &= structural - 1;
+            }
+        }
+        p += 64;
+    }
+    scalar(b, p, b.len(), &mut st)
+}
+
+/// Bit k set when an odd number of bits 0..=k of `x` are set.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+
+    pub(super) struct Masks {
+        pub quote: u64,
+        pub backslash: u64,
+        pub open: u64,
+        pub close: u64,
+    }
+
+    /// Bitmasks of `"`, `\`, `{` and `}` in the 64 bytes at `p` (bit k: byte k).
+    ///
+    /// # Safety
+    /// `p..p + 64` must be readable.
+    pub(super) unsafe fn masks(p: *const u8) -> Masks {
+        let chunks: [__m128i; 4] = std::array::from_fn(|k| _mm_loadu_si128(p.add(16 * k).cast()));
+        let find = |c: u8| {
+            let needle = _mm_set1_epi8(c as i8);
+            chunks.iter().enumerate().fold(0u64, |acc, (k, &chunk)| {
+                let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(chunk, needle)) as u16;
+                acc | u64::from(bits) << (16 * k)
+            })
+        };
+        Masks {
+            quote: find(b'"'),
+            backslash: find(b'\\'),
+            open: find(b'{'),
+            close: find(b'}'),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(b: &[u8]) -> Option<usize> {
+        scalar(b, 0, b.len(), &mut State::default())
+    }
+
+    #[test]
+    fn agrees_with_the_scalar_stepper_across_block_boundaries() {
+        let inner = r#"{"a":"x{y}\"z\\","b":[{"c":"}}}"},{"d":"\\\""}],"e":{"f":{}}}"#;
+        let mut cases = vec![
+            inner.to_owned(),
+            "{}".to_owned(),
+            r#"{"unterminated":"#.to_owned(),
+        ];
+        // Shift the object across every offset of a 64-byte block, with long strings around.
+        for pad in 0..130 {
+            let filler = "q".repeat(pad);
+            cases.push(format!(
+                r#"{{"k":"{filler}","o":{inner},"t":"{filler}\\"}}"#
+            ));
+            cases.push(format!(
+                r#"{{"{filler}":{{"x":"{{{{{{"}},"y":[1,2,{{"z":"}}"}}]}} trailing"#
+            ));
+        }
+        for c in &cases {
+            assert_eq!(skip_object(c.as_bytes(), 0), reference(c.as_bytes()), "{c}");
+        }
+        assert_eq!(skip_object(inner.as_bytes(), 0), Some(inner.len()));
+    }
+
+    #[test]
+    fn prefix_xor_marks_inside_quotes() {
+        assert_eq!(prefix_xor(0b0100_0100), 0b0011_1100);
+        assert_eq!(prefix_xor(1 << 63), 1 << 63);
+    }
+}
