@@ -273,4 +273,93 @@ mod tests {
             assert_eq!(split_records(json.as_bytes()), Err(want), "{json}");
         }
     }
+
+    /// Random JSON text: nested objects and arrays, strings with escapes, braces and quotes.
+    fn next(rng: &mut u64, n: u64) -> u64 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng % n
+    }
+
+    fn random_value(rng: &mut u64, depth: u32, out: &mut String) {
+        let pick = if depth > 4 {
+            2 + next(rng, 4)
+        } else {
+            next(rng, 6)
+        };
+        match pick {
+            0 => {
+                out.push('{');
+                for i in 0..next(rng, 5) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&format!("\"k{}\":", next(rng, 1000)));
+                    random_value(rng, depth + 1, out);
+                }
+                out.push('}');
+            }
+            1 => {
+                out.push('[');
+                for i in 0..next(rng, 4) {
+                    if i > 0 {
+                        out.push_str(" , ");
+                    }
+                    random_value(rng, depth + 1, out);
+                }
+                out.push(']');
+            }
+            2 | 3 => {
+                const PIECES: [&str; 10] = [
+                    "a",
+                    "{",
+                    "}",
+                    "[",
+                    "]",
+                    "\\\"",
+                    "\\\\",
+                    "é",
+                    "\\u00e9",
+                    "long text of an arn:aws:kms:us-east-1:1:key/x ",
+                ];
+                out.push('"');
+                for _ in 0..next(rng, 40) {
+                    out.push_str(PIECES[next(rng, PIECES.len() as u64) as usize]);
+                }
+                out.push('"');
+            }
+            4 => out.push_str(&format!("{}", next(rng, 100_000))),
+            _ => out.push_str(["true", "false", "null", "-1.5e3"][next(rng, 4) as usize]),
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_random_documents() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..300 {
+            let mut doc = String::from("{\"x\":");
+            random_value(&mut rng, 3, &mut doc);
+            doc.push_str(",\"Records\":[");
+            let n = (rng % 20) as usize;
+            for i in 0..n {
+                if i > 0 {
+                    doc.push(',');
+                }
+                doc.push_str(" {\"eventVersion\":\"1.09\",\"r\":");
+                random_value(&mut rng, 0, &mut doc);
+                doc.push('}');
+            }
+            doc.push_str("]}");
+            let whole: serde_json::Value =
+                serde_json::from_str(&doc).expect("the generator writes valid JSON");
+            let expected = whole["Records"].as_array().unwrap();
+            let got = split_records(doc.as_bytes()).unwrap();
+            assert_eq!(got.len(), expected.len(), "{doc}");
+            for (raw, want) in got.iter().zip(expected) {
+                let v: serde_json::Value = serde_json::from_slice(raw).unwrap();
+                assert_eq!(&v, want, "{doc}");
+            }
+        }
+    }
 }
