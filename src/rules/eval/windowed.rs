@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_within_the_lateness_is_not_late() {
+    fn regression_a_call_before_the_first_one_but_within_lateness_was_late() {
         let mut h = Harness::new(vec![threshold(2)]);
         // Watermark after the first object: 1000 - 900 = 100; window 0 ends at 300: still open.
         h.call(1000, decrypt("k", "p"));
