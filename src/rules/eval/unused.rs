@@ -248,4 +248,43 @@ mod tests {
             "{got:#?}"
         );
     }
+
+    #[test]
+    fn inventory_keys_are_known_from_the_first_event_and_alert_when_never_used() {
+        let mut r = unused(30);
+        r.kind = RuleKind::Unused {
+            unused_for_secs: 30 * DAY,
+            inventory: vec![
+                "arn:aws:kms:us-east-1:1:key/inv".into(),
+                "arn:aws:kms:us-east-1:1:key/used".into(),
+            ],
+        };
+        let mut h = Harness::new(vec![r]);
+        h.call(100, decrypt("arn:aws:kms:us-east-1:1:key/used", "p"));
+        h.call(20 * DAY, decrypt("arn:aws:kms:us-east-1:1:key/used", "p"));
+        h.call(31 * DAY, decrypt("arn:aws:kms:us-east-1:1:key/used", "p"));
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            vec![(
+                "u",
+                Firing,
+                "arn:aws:kms:us-east-1:1:key/inv",
+                100,
+                (30 * DAY + 200) as f64
+            )],
+            "{got:#?}"
+        );
+        assert!(
+            got[0]
+                .summary
+                .contains("since it was first seen at 1970-01-01T00:01:40Z"),
+            "{}",
+            got[0].summary
+        );
+        assert!(
+            got[0].evidence.event_ids.is_empty(),
+            "never used: no evidence of use"
+        );
+    }
 }
