@@ -47,12 +47,48 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A UTC date and time split into fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+/// Splits Unix seconds into a UTC date and time (Howard Hinnant's `civil_from_days`, the inverse
+/// of `days_from_civil`).
+pub fn civil(t: i64) -> Civil {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month,
+        day,
+        hour: (secs / 3600) as u32,
+        minute: (secs % 3600 / 60) as u32,
+        second: (secs % 60) as u32,
+    }
+}
+
 /// Formats Unix seconds as `2026-03-02T00:12:03Z`.
 pub fn format_rfc3339(secs: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| secs.to_string()),
-        Err(_) => secs.to_string(),
-    }
+    let c = civil(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 #[cfg(test)]
@@ -69,6 +105,19 @@ mod tests {
         ] {
             let t = parse_event_time(s).unwrap();
             assert_eq!(format_rfc3339(t), s);
+            let via_time_crate = OffsetDateTime::from_unix_timestamp(t)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(format_rfc3339(t), via_time_crate);
+        }
+        for t in [-86_401, -1, 0, 951_782_400, 4_102_444_799, 253_402_300_799] {
+            let via_time_crate = OffsetDateTime::from_unix_timestamp(t)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(format_rfc3339(t), via_time_crate, "{t}");
+            assert_eq!(parse_event_time(&format_rfc3339(t)), Some(t), "{t}");
         }
         assert_eq!(
             parse_event_time("2026-03-02T00:12:03.500+01:00"),

@@ -1,52 +1,11 @@
-//! Calendar arithmetic and the time formats CloudTrail writes (event times, key name stamps, the
-//! `Feb 10, 2026, 10:31:07 AM` form of some response fields), infallible and fast.
+//! The time formats CloudTrail writes besides event times (object key stamps, date folders, the
+//! `Feb 10, 2026, 10:31:07 AM` form of some response fields), on `timefmt`'s calendar arithmetic.
 
 pub(crate) const MINUTE: i64 = 60;
 pub(crate) const HOUR: i64 = 3600;
 pub(crate) const DAY: i64 = 86_400;
 
-/// A UTC date and time split into fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-/// Splits Unix seconds (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil(t: i64) -> Civil {
-    let days = t.div_euclid(DAY);
-    let secs = t.rem_euclid(DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (secs / HOUR) as u32,
-        minute: (secs % HOUR / MINUTE) as u32,
-        second: (secs % MINUTE) as u32,
-    }
-}
-
-/// `2026-01-01T00:12:03Z`.
-pub(crate) fn rfc3339(t: i64) -> String {
-    let c = civil(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
-}
+pub(crate) use crate::timefmt::{civil, format_rfc3339 as rfc3339};
 
 /// `YYYY/MM/DD`, the date folders of the object key.
 pub(crate) fn date_path(t: i64) -> String {
