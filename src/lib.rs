@@ -9,9 +9,11 @@ pub mod alerts;
 pub mod decode;
 pub mod engine;
 pub mod generate;
+pub mod metrics;
 pub mod replay;
 pub mod report;
 pub mod rules;
+pub mod server;
 pub mod sources;
 pub mod timefmt;
 

@@ -1,10 +1,13 @@
 //! Where log objects come from: the object reference every source produces, which objects are log
 //! files, and the canonical order replay processes them in.
 //!
-//! Sources: `dir` (a directory tree, for replay). The live service adds SQS/S3 sources that produce
-//! the same [`ObjectRef`]s.
+//! Sources: `dir` (a directory tree, for replay); `sqs` and `s3` (the live service: queue messages
+//! announce objects, fetched from S3), with the `retry` policy they share.
 
 mod dir;
+pub mod retry;
+pub mod s3;
+pub mod sqs;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,0 +1,327 @@
+//! Every metric the live service exports, defined in this one place, and the caps on the label
+//! values that come from logs (keys, principals, services are attacker-influenced strings).
+//!
+//! Names follow Prometheus conventions: `kmswatch_` prefix, `_total` counters, base units
+//! (`_seconds`, `_bytes`). Labels other than the capped business labels take values from small
+//! known sets (reasons, kinds, rule ids).
+
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::alerts::{Alert, AlertState};
+use crate::decode::{DecodeStats, KmsCall};
+use crate::{Map, Set};
+
+/// Bounds on the business labels of `kmswatch_kms_calls_total`.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelLimits {
+    /// Distinct values kept per label; later values are reported as `other`.
+    pub max_label_values: usize,
+    /// Distinct label combinations kept; later combinations are reported with every label `other`.
+    pub max_series: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        LabelLimits {
+            max_label_values: 200,
+            max_series: 20_000,
+        }
+    }
+}
+
+/// The value a label takes once its cap is reached.
+pub const OVERFLOW_VALUE: &str = "other";
+
+/// The business labels of KMS usage, in the order of `kmswatch_kms_calls_total`'s labels.
+pub const USAGE_LABELS: [&str; 5] = ["key", "principal", "service", "operation", "outcome"];
+
+/// Remembers which label values and combinations are admitted; everything past a cap folds into
+/// [`OVERFLOW_VALUE`] and is counted in `kmswatch_label_overflow_total`.
+struct Capper {
+    limits: LabelLimits,
+    values: [Set<Box<str>>; 5],
+    series: Set<[Box<str>; 5]>,
+}
+
+impl Capper {
+    fn new(limits: LabelLimits) -> Self {
+        Capper {
+            limits,
+            values: Default::default(),
+            series: Set::default(),
+        }
+    }
+
+    /// The label values to record `values` under, and which labels overflowed.
+    fn admit(&mut self, values: [&str; 5], overflowed: &mut Vec<&'static str>) -> [Box<str>; 5] {
+        let mut out: [Box<str>; 5] = Default::default();
+        for (i, v) in values.iter().enumerate() {
+            let set = &mut self.values[i];
+            out[i] = if set.contains(*v) {
+                (*v).into()
+            } else if set.len() < self.limits.max_label_values {
+                set.insert((*v).into());
+                (*v).into()
+            } else {
+                overflowed.push(USAGE_LABELS[i]);
+                OVERFLOW_VALUE.into()
+            };
+        }
+        if !self.series.contains(&out) {
+            if self.series.len() < self.limits.max_series {
+                self.series.insert(out.clone());
+            } else {
+                overflowed.push("series");
+                out = std::array::from_fn(|_| Box::<str>::from(OVERFLOW_VALUE));
+            }
+        }
+        out
+    }
+}
+
+/// The service's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    capper: Mutex<Capper>,
+
+    pub messages_received: IntCounter,
+    /// Messages deleted, by why they were done with (`processed`, `test_event`, `nothing_to_read`).
+    pub messages_deleted: IntCounterVec,
+    /// Messages left for the queue's redrive policy, by reason.
+    pub messages_failed: IntCounterVec,
+    pub messages_in_flight: IntGauge,
+    pub oldest_message_age: IntGauge,
+    pub objects_fetched: IntCounter,
+    pub objects_skipped: IntCounterVec,
+    pub objects_failed: IntCounterVec,
+    pub bytes_fetched: IntCounter,
+    pub bytes_decompressed: IntCounter,
+    pub records_read: IntCounter,
+    /// Records that are not KMS calls, skipped without being built.
+    pub records_skipped: IntCounter,
+    pub decode_errors: IntCounterVec,
+    pub duplicates: IntCounter,
+    pub late_events: IntCounter,
+    pub kms_calls: IntCounterVec,
+    pub label_overflow: IntCounterVec,
+    pub event_lag: Histogram,
+    pub object_processing: Histogram,
+    pub watermark: IntGauge,
+    pub alerts: IntCounterVec,
+    pub alerts_firing: IntGaugeVec,
+    pub aws_retries: IntCounterVec,
+    pub state_saves: IntCounterVec,
+    pub state_last_save: IntGauge,
+    pub rules_loaded: IntGauge,
+    pub rule_reloads: IntCounterVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    pub fn new(limits: LabelLimits) -> Self {
+        let r = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new("kmswatch_build_info", "Always 1; the version in a label."),
+            &["version"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(build.clone())).expect("unique metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let alerts_firing = IntGaugeVec::new(
+            Opts::new(
+                "kmswatch_alerts_firing",
+                "Alerts currently firing, by rule and severity.",
+            ),
+            &["rule", "severity"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(alerts_firing.clone()))
+            .expect("unique metric");
+        Metrics {
+            capper: Mutex::new(Capper::new(limits)),
+            messages_received: counter(&r, "kmswatch_sqs_messages_received_total", "SQS messages received (redeliveries included)."),
+            messages_deleted: counter_vec(&r, "kmswatch_sqs_messages_deleted_total", "SQS messages deleted once everything they named was folded into state, by reason.", &["reason"]),
+            messages_failed: counter_vec(&r, "kmswatch_sqs_messages_failed_total", "SQS messages left for the queue's redrive policy (dead-letter candidates), by reason.", &["reason"]),
+            messages_in_flight: gauge(&r, "kmswatch_sqs_messages_in_flight", "SQS messages received and not yet deleted or released."),
+            oldest_message_age: gauge(&r, "kmswatch_sqs_oldest_message_age_seconds", "Age of the oldest message in flight, from when SQS first received it."),
+            objects_fetched: counter(&r, "kmswatch_s3_objects_fetched_total", "Log objects downloaded from S3."),
+            objects_skipped: counter_vec(&r, "kmswatch_s3_objects_skipped_total", "Announced objects not read, by reason (digest, insight, not_log, empty).", &["reason"]),
+            objects_failed: counter_vec(&r, "kmswatch_s3_objects_failed_total", "Objects that could not be used, by reason.", &["reason"]),
+            bytes_fetched: counter(&r, "kmswatch_s3_fetched_bytes_total", "Bytes downloaded from S3 (compressed)."),
+            bytes_decompressed: counter(&r, "kmswatch_decompressed_bytes_total", "Bytes of JSON after decompression."),
+            records_read: counter(&r, "kmswatch_records_read_total", "CloudTrail records read."),
+            records_skipped: counter(&r, "kmswatch_records_skipped_total", "Records skipped because they are not KMS calls."),
+            decode_errors: counter_vec(&r, "kmswatch_decode_errors_total", "Objects or records that could not be decoded, by kind.", &["kind"]),
+            duplicates: counter(&r, "kmswatch_duplicate_events_total", "KMS events seen before (same eventID or sharedEventID), not counted again."),
+            late_events: counter(&r, "kmswatch_late_events_total", "KMS events whose window had closed when they arrived."),
+            kms_calls: counter_vec(&r, "kmswatch_kms_calls_total", "Distinct KMS calls by key, principal, calling service, operation and outcome (capped labels fold into \"other\").", &USAGE_LABELS),
+            label_overflow: counter_vec(&r, "kmswatch_label_overflow_total", "KMS calls recorded under \"other\" because a label or series cap was reached, by label.", &["label"]),
+            event_lag: histogram(&r, "kmswatch_event_lag_seconds", "Time from a KMS event to its being folded into state.", vec![60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0]),
+            object_processing: histogram(&r, "kmswatch_object_processing_seconds", "Time to fetch and decode one log object.", vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            watermark: gauge(&r, "kmswatch_watermark_timestamp_seconds", "The engine's watermark: windows ending before it are closed."),
+            alerts: counter_vec(&r, "kmswatch_alerts_total", "Alerts emitted, by rule, severity and state (firing or resolved).", &["rule", "severity", "state"]),
+            alerts_firing,
+            aws_retries: counter_vec(&r, "kmswatch_aws_retries_total", "Retried S3 and SQS calls, by service and operation.", &["service", "operation"]),
+            state_saves: counter_vec(&r, "kmswatch_state_saves_total", "State file saves, by result.", &["result"]),
+            state_last_save: gauge(&r, "kmswatch_state_last_save_timestamp_seconds", "When the state file was last saved."),
+            rules_loaded: gauge(&r, "kmswatch_rules_loaded", "Rules in the active rule set."),
+            rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
+            registry: r,
+        }
+    }
+
+    /// Counts one distinct KMS call under its (capped) labels; `key` is the resolved key.
+    pub fn kms_call(&self, call: &KmsCall, key: Option<&str>) {
+        let mut overflowed = Vec::new();
+        let labels = {
+            let mut capper = self.capper.lock().unwrap_or_else(|e| e.into_inner());
+            capper.admit(
+                [
+                    key.unwrap_or("none"),
+                    &call.principal,
+                    &call.service,
+                    &call.operation,
+                    call.outcome(),
+                ],
+                &mut overflowed,
+            )
+        };
+        let refs: [&str; 5] = std::array::from_fn(|i| &*labels[i]);
+        self.kms_calls.with_label_values(&refs).inc();
+        for l in overflowed {
+            self.label_overflow.with_label_values(&[l]).inc();
+        }
+    }
+
+    /// Counts what decoding one object yielded.
+    pub fn decoded(&self, s: &DecodeStats) {
+        self.bytes_decompressed.inc_by(s.decompressed_bytes);
+        self.records_read.inc_by(s.records);
+        self.records_skipped.inc_by(s.non_kms_records);
+        if s.malformed_records > 0 {
+            self.decode_errors
+                .with_label_values(&["malformed_record"])
+                .inc_by(s.malformed_records);
+        }
+    }
+
+    /// Counts an emitted alert and keeps the firing gauge.
+    pub fn alert(&self, a: &Alert) {
+        let severity = a.severity.as_str();
+        let state = match a.state {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        };
+        self.alerts
+            .with_label_values(&[&a.rule, severity, state])
+            .inc();
+        let g = self.alerts_firing.with_label_values(&[&a.rule, severity]);
+        match a.state {
+            AlertState::Firing => g.inc(),
+            AlertState::Resolved => g.set((g.get() - 1).max(0)),
+        }
+    }
+
+    /// Sets the firing gauge from a full count per (rule, severity) (after a restore or reload).
+    pub fn set_firing(&self, firing: &Map<(String, &'static str), i64>) {
+        self.alerts_firing.reset();
+        for ((rule, severity), n) in firing {
+            self.alerts_firing
+                .with_label_values(&[rule.as_str(), *severity])
+                .set(*n);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admit(c: &mut Capper, v: [&str; 5]) -> (Vec<String>, Vec<&'static str>) {
+        let mut over = Vec::new();
+        let out = c.admit(v, &mut over);
+        (out.iter().map(|s| s.to_string()).collect(), over)
+    }
+
+    #[test]
+    fn values_past_the_cap_fold_into_other() {
+        let mut c = Capper::new(LabelLimits {
+            max_label_values: 2,
+            max_series: 100,
+        });
+        let (a, o) = admit(&mut c, ["k1", "p1", "s3", "Decrypt", "ok"]);
+        assert_eq!(a, ["k1", "p1", "s3", "Decrypt", "ok"]);
+        assert!(o.is_empty());
+        admit(&mut c, ["k2", "p1", "s3", "Decrypt", "ok"]);
+        let (a, o) = admit(&mut c, ["k3", "p1", "s3", "Decrypt", "ok"]);
+        assert_eq!(a, ["other", "p1", "s3", "Decrypt", "ok"]);
+        assert_eq!(o, ["key"]);
+        // A value admitted earlier keeps its own label.
+        let (a, _) = admit(&mut c, ["k1", "p1", "s3", "Decrypt", "ok"]);
+        assert_eq!(a[0], "k1");
+    }
+
+    #[test]
+    fn series_past_the_cap_fold_into_all_other() {
+        let mut c = Capper::new(LabelLimits {
+            max_label_values: 100,
+            max_series: 2,
+        });
+        admit(&mut c, ["k1", "p1", "s3", "Decrypt", "ok"]);
+        admit(&mut c, ["k1", "p2", "s3", "Decrypt", "ok"]);
+        let (a, o) = admit(&mut c, ["k1", "p3", "s3", "Decrypt", "ok"]);
+        assert_eq!(a, ["other"; 5]);
+        assert_eq!(o, ["series"]);
+        let (a, o) = admit(&mut c, ["k1", "p2", "s3", "Decrypt", "ok"]);
+        assert_eq!(a[1], "p2");
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn exposition_names_every_family_with_help() {
+        let m = Metrics::new(LabelLimits::default());
+        m.messages_received.inc();
+        let text = m.render();
+        assert!(text.contains("# HELP kmswatch_sqs_messages_received_total "));
+        assert!(text.contains("kmswatch_sqs_messages_received_total 1\n"));
+        assert!(text.contains("kmswatch_build_info{version=\""));
+    }
+}

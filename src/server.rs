@@ -1,0 +1,194 @@
+//! The service's HTTP face: `/metrics`, `/healthz`, `/readyz` and `/api/alerts`.
+//!
+//! The router only reads shared state the pipeline keeps up to date; it never blocks the pipeline.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::alerts::{Alert, AlertState};
+use crate::metrics::Metrics;
+
+/// What readiness waits for.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub rules_loaded: AtomicBool,
+    pub queue_reached: AtomicBool,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.rules_loaded.load(Ordering::Relaxed) && self.queue_reached.load(Ordering::Relaxed)
+    }
+}
+
+/// The alerts currently firing, by rule and group.
+#[derive(Debug, Default)]
+pub struct AlertBoard {
+    firing: Mutex<BTreeMap<(String, String), Alert>>,
+}
+
+impl AlertBoard {
+    /// Applies an emitted alert: a firing one is added (or replaced), a resolved one removed.
+    pub fn apply(&self, a: &Alert) {
+        let id = (
+            a.rule.clone(),
+            serde_json::to_string(&a.group).unwrap_or_default(),
+        );
+        let mut m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        match a.state {
+            AlertState::Firing => {
+                m.insert(id, a.clone());
+            }
+            AlertState::Resolved => {
+                m.remove(&id);
+            }
+        }
+    }
+
+    /// The firing alerts, ordered by rule then group.
+    pub fn firing(&self) -> Vec<Alert> {
+        let m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().cloned().collect()
+    }
+
+    /// Drops alerts of rules that no longer exist (after a reload).
+    pub fn retain_rules(&self, keep: impl Fn(&str) -> bool) {
+        let mut m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|(rule, _), _| keep(rule));
+    }
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub alerts: Arc<AlertBoard>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/alerts", get(alerts))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let r = &s.readiness;
+    if r.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let mut why = String::from("not ready:");
+        if !r.rules_loaded.load(Ordering::Relaxed) {
+            why.push_str(" rules not loaded;");
+        }
+        if !r.queue_reached.load(Ordering::Relaxed) {
+            why.push_str(" queue not reached yet;");
+        }
+        why.pop();
+        why.push('\n');
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    }
+}
+
+async fn alerts(State(s): State<AppState>) -> Response {
+    let firing = s.alerts.firing();
+    let body = serde_json::json!({ "schema": "kmswatch.firing/v1", "alerts": firing });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(&body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::LabelLimits;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state() -> AppState {
+        AppState {
+            metrics: Arc::new(Metrics::new(LabelLimits::default())),
+            readiness: Arc::new(Readiness::default()),
+            alerts: Arc::new(AlertBoard::default()),
+        }
+    }
+
+    async fn get(s: &AppState, path: &str) -> (StatusCode, String) {
+        let resp = router(s.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_rules_and_queue() {
+        let s = state();
+        assert_eq!(
+            get(&s, "/readyz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: rules not loaded; queue not reached yet\n".into()
+            )
+        );
+        s.readiness.rules_loaded.store(true, Ordering::Relaxed);
+        assert_eq!(
+            get(&s, "/readyz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: queue not reached yet\n".into()
+            )
+        );
+        s.readiness.queue_reached.store(true, Ordering::Relaxed);
+        assert_eq!(get(&s, "/readyz").await, (StatusCode::OK, "ready\n".into()));
+        assert_eq!(get(&s, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_in_text_format() {
+        let s = state();
+        s.metrics.messages_received.inc_by(3);
+        let (status, body) = get(&s, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("kmswatch_sqs_messages_received_total 3\n"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404() {
+        assert_eq!(get(&state(), "/nope").await.0, StatusCode::NOT_FOUND);
+    }
+}
