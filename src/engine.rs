@@ -43,6 +43,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// What became of one call offered to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folded {
+    /// Seen before (same `eventID` or `sharedEventID`): not counted again.
+    Duplicate,
+    /// Counted; `late` when its window had already closed.
+    New { late: bool },
+}
+
 /// What the engine counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineCounters {
@@ -98,31 +107,38 @@ impl Engine {
 
     /// Takes in one call of the current object. Event-like rules may alert at once.
     pub fn ingest(&mut self, call: KmsCall, out: &mut Vec<Alert>) {
+        self.fold(&call, out);
+    }
+
+    /// [`Engine::ingest`] by reference, saying what became of the call (the live service counts
+    /// it in metrics afterwards).
+    pub fn fold(&mut self, call: &KmsCall, out: &mut Vec<Alert>) -> Folded {
         if !self.dedupe.first_time(call.dedupe_id, call.time) {
             self.counters.duplicates += 1;
-            return;
+            return Folded::Duplicate;
         }
         for key in std::mem::take(&mut self.inventory) {
             self.catalog.know(&key, call.time);
         }
         let key = self.catalog.resolve(call.key.as_ref());
         let key = key.as_deref();
-        self.catalog.observe(&call, key);
+        self.catalog.observe(call, key);
         self.counters.kms_calls += 1;
         let len = self.config.window_secs;
-        if self
+        let late = self
             .watermark
-            .is_some_and(|w| window_start(call.time, len) + len <= w)
-        {
+            .is_some_and(|w| window_start(call.time, len) + len <= w);
+        if late {
             self.counters.late += 1;
         }
-        self.totals.record(&call, key);
+        self.totals.record(call, key);
         let before = out.len();
         for r in &mut self.rules {
-            r.on_call(&call, key, &self.catalog, self.watermark, out);
+            r.on_call(call, key, &self.catalog, self.watermark, out);
         }
         self.tally(&out[before..]);
         self.max_event_time = Some(self.max_event_time.map_or(call.time, |m| m.max(call.time)));
+        Folded::New { late }
     }
 
     /// The current object is complete: move the watermark to the latest event time minus the

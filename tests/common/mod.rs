@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: log-file builders, running the binary, golden diffs.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,203 @@
+//! The fold: one thread owns the engine, folds decoded objects into it, advances the watermark on
+//! the wall clock, publishes alerts, checkpoints state, and only then lets messages be deleted.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::alerts::{Alert, JsonLinesSink};
+use crate::engine::{Engine, Folded};
+use crate::metrics::Metrics;
+use crate::server::AlertBoard;
+use crate::sources::ObjectRef;
+use crate::state;
+
+use super::inflight::Msg;
+use super::{Ack, FoldItem, ObjectOutcome};
+
+/// Where and how often state is saved.
+pub struct Checkpointing {
+    pub path: PathBuf,
+    pub every: Duration,
+}
+
+pub struct Fold {
+    pub engine: Engine,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<AlertBoard>,
+    pub sink: Option<JsonLinesSink<Box<dyn Write + Send>>>,
+    pub checkpoint: Option<Checkpointing>,
+    /// Close windows on the wall clock (`now - allowed lateness`), not only on event time.
+    pub wall_clock: bool,
+    pub acks: mpsc::Sender<Ack>,
+}
+
+impl Fold {
+    /// Runs until the fold channel closes; saves state a last time and hands the messages it
+    /// covers to the acknowledger. Returns the engine.
+    pub fn run(mut self, mut rx: mpsc::Receiver<FoldItem>) -> Engine {
+        let mut alerts = Vec::new();
+        let mut pending: Vec<Arc<Msg>> = Vec::new();
+        let mut last_save = Instant::now();
+        self.metrics.rules_loaded.set(self.engine.rules().len() as i64);
+        while let Some(item) = rx.blocking_recv() {
+            match item {
+                FoldItem::Object {
+                    msg,
+                    object,
+                    outcome,
+                } => {
+                    self.object(&msg, &object, outcome, &mut alerts);
+                    if msg.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        match msg.failure() {
+                            Some(reason) => self.ack(Ack::Release(msg, reason)),
+                            None => pending.push(msg),
+                        }
+                    }
+                }
+                FoldItem::Tick { now } => {
+                    if self.wall_clock {
+                        let w = now - self.engine.config().allowed_lateness_secs;
+                        self.engine.advance_to(w, &mut alerts);
+                    }
+                }
+                FoldItem::Reload(rules) => {
+                    let n = rules.rules.len();
+                    let snapshot = self.engine.snapshot();
+                    match Engine::restore(self.engine.config().clone(), rules, snapshot) {
+                        Ok((engine, notes)) => {
+                            for note in notes {
+                                info!(%note, "rule reload");
+                            }
+                            self.engine = engine;
+                            let ids: Vec<String> =
+                                self.engine.rules().iter().map(|r| r.rule.id.clone()).collect();
+                            self.board.retain_rules(|r| ids.iter().any(|i| i == r));
+                            self.metrics.rules_loaded.set(n as i64);
+                            self.metrics.rule_reloads.with_label_values(&["ok"]).inc();
+                            info!(rules = n, "rules reloaded");
+                        }
+                        Err(error) => {
+                            self.metrics.rule_reloads.with_label_values(&["error"]).inc();
+                            error!(%error, "reloaded rules could not take over the state; keeping the old rules");
+                        }
+                    }
+                }
+            }
+            self.publish(&mut alerts);
+            if let Some(w) = self.engine.watermark() {
+                self.metrics.watermark.set(w);
+            }
+            match &self.checkpoint {
+                None => {
+                    if !pending.is_empty() {
+                        self.ack(Ack::Delete(std::mem::take(&mut pending), "processed"));
+                    }
+                }
+                Some(c) if last_save.elapsed() >= c.every && !pending.is_empty() => {
+                    if self.save() {
+                        self.ack(Ack::Delete(std::mem::take(&mut pending), "processed"));
+                    }
+                    last_save = Instant::now();
+                }
+                Some(_) => {}
+            }
+        }
+        if self.checkpoint.is_none() || self.save() {
+            if !pending.is_empty() {
+                self.ack(Ack::Delete(pending, "processed"));
+            }
+        }
+        if let Some(s) = &mut self.sink {
+            if let Err(error) = s.flush() {
+                error!(%error, "flushing alerts");
+            }
+        }
+        self.engine
+    }
+
+    fn object(
+        &mut self,
+        msg: &Msg,
+        object: &ObjectRef,
+        outcome: ObjectOutcome,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let d = match outcome {
+            ObjectOutcome::Failed(reason) => {
+                self.metrics.objects_failed.with_label_values(&[reason]).inc();
+                msg.fail(reason);
+                return;
+            }
+            ObjectOutcome::Decoded(d) => d,
+        };
+        self.metrics.decoded(&d.stats);
+        for e in d.record_errors.iter() {
+            warn!(message_id = %msg.id, object = %object, error = %e, "{object}: malformed record skipped");
+        }
+        let now = super::now_ms() / 1000;
+        for call in &d.calls {
+            match self.engine.fold(call, alerts) {
+                Folded::Duplicate => self.metrics.duplicates.inc(),
+                Folded::New { late } => {
+                    if late {
+                        self.metrics.late_events.inc();
+                    }
+                    let key = self.engine.catalog().resolve(call.key.as_ref());
+                    self.metrics.kms_call(call, key.as_deref());
+                    self.metrics.event_lag.observe((now - call.time).max(0) as f64);
+                }
+            }
+        }
+        self.engine.end_object(alerts);
+    }
+
+    fn publish(&mut self, alerts: &mut Vec<Alert>) {
+        for a in alerts.drain(..) {
+            self.metrics.alert(&a);
+            self.board.apply(&a);
+            if let Some(s) = &mut self.sink {
+                if let Err(error) = s.write(&a) {
+                    error!(%error, "writing an alert to the JSON-lines sink");
+                }
+            }
+        }
+        if let Some(s) = &mut self.sink {
+            if let Err(error) = s.flush() {
+                error!(%error, "flushing alerts");
+            }
+        }
+    }
+
+    /// Saves state; true when it is on disk.
+    fn save(&mut self) -> bool {
+        let Some(c) = &self.checkpoint else {
+            return true;
+        };
+        let started = Instant::now();
+        match state::save(&c.path, &self.engine.snapshot()) {
+            Ok(()) => {
+                self.metrics.state_saves.with_label_values(&["ok"]).inc();
+                self.metrics.state_last_save.set(super::now_ms() / 1000);
+                info!(path = %c.path.display(), millis = started.elapsed().as_millis() as u64, "state saved");
+                true
+            }
+            Err(error) => {
+                self.metrics.state_saves.with_label_values(&["error"]).inc();
+                error!(%error, "saving state failed; messages stay undeleted until a save succeeds");
+                false
+            }
+        }
+    }
+
+    fn ack(&self, a: Ack) {
+        if self.acks.blocking_send(a).is_err() {
+            error!("the acknowledger stopped; messages will be redelivered");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Messages in flight: received from SQS and not yet deleted or released, with what each still
+//! waits for. Keeps their visibility extended while they are worked on.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::metrics::Metrics;
+use crate::sources::sqs::{Queue, Received};
+use crate::Map;
+
+/// One received SQS message being worked on.
+#[derive(Debug)]
+pub struct Msg {
+    /// Unique per receive (a message received twice is two `Msg`s with their own receipts).
+    pub seq: u64,
+    pub id: String,
+    pub receipt: String,
+    pub sent_at_ms: Option<i64>,
+    /// Objects of the message not yet folded into state (or failed).
+    pub remaining: AtomicUsize,
+    /// The first permanent failure of one of its objects, as a metric reason; the message is then
+    /// left for the redrive policy instead of deleted.
+    pub failed: Mutex<Option<&'static str>>,
+    /// Unix seconds of the last visibility change (or the receive).
+    pub extended_at: AtomicI64,
+}
+
+impl Msg {
+    pub fn fail(&self, reason: &'static str) {
+        let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        f.get_or_insert(reason);
+    }
+
+    pub fn failure(&self) -> Option<&'static str> {
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every message in flight, for visibility extension, gauges and shutdown.
+#[derive(Default)]
+pub struct Inflight {
+    next_seq: AtomicU64,
+    msgs: Mutex<Map<u64, Arc<Msg>>>,
+}
+
+impl Inflight {
+    pub fn register(&self, m: &Received, objects: usize, now: i64) -> Arc<Msg> {
+        let msg = Arc::new(Msg {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            id: m.id.clone(),
+            receipt: m.receipt.clone(),
+            sent_at_ms: m.sent_at_ms,
+            remaining: AtomicUsize::new(objects),
+            failed: Mutex::new(None),
+            extended_at: AtomicI64::new(now),
+        });
+        self.lock().insert(msg.seq, msg.clone());
+        msg
+    }
+
+    pub fn remove(&self, seq: u64) {
+        self.lock().remove(&seq);
+    }
+
+    pub fn all(&self) -> Vec<Arc<Msg>> {
+        let mut v: Vec<_> = self.lock().values().cloned().collect();
+        v.sort_by_key(|m| m.seq);
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map<u64, Arc<Msg>>> {
+        self.msgs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Messages whose visibility was last set at or before `before` (Unix seconds).
+    pub fn due_for_extension(&self, before: i64) -> Vec<Arc<Msg>> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.extended_at.load(Ordering::Relaxed) <= before)
+            .collect()
+    }
+
+    /// Age in seconds of the oldest message in flight, from when SQS first got it.
+    pub fn oldest_age_secs(&self, now_ms: i64) -> i64 {
+        self.lock()
+            .values()
+            .filter_map(|m| m.sent_at_ms)
+            .min()
+            .map_or(0, |t| ((now_ms - t) / 1000).max(0))
+    }
+}
+
+/// Extends the visibility of messages still worked on, a third of the timeout before it lapses,
+/// and keeps the in-flight gauges; runs until `stop` turns true.
+pub async fn keep_visible(
+    queue: Queue,
+    inflight: Arc<Inflight>,
+    metrics: Arc<Metrics>,
+    visibility_secs: i32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs((visibility_secs as u64 / 3).max(1));
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(every));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now_ms = crate::serve::now_ms();
+        metrics.messages_in_flight.set(inflight.len() as i64);
+        metrics
+            .oldest_message_age
+            .set(inflight.oldest_age_secs(now_ms));
+        let now = now_ms / 1000;
+        for m in inflight.due_for_extension(now - every.as_secs() as i64) {
+            let r = queue
+                .set_visibility(&m.receipt, visibility_secs, |_, _| {
+                    metrics
+                        .aws_retries
+                        .with_label_values(&["sqs", "change_message_visibility"])
+                        .inc();
+                })
+                .await;
+            match r {
+                Ok(()) => m.extended_at.store(now, Ordering::Relaxed),
+                Err(error) => {
+                    warn!(message_id = %m.id, %error, "could not extend the message's visibility; another consumer may receive it (its events are deduplicated)");
+                    // Try again next round rather than at once.
+                    m.extended_at.store(now, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(id: &str, sent: Option<i64>) -> Received {
+        Received {
+            id: id.into(),
+            receipt: format!("r-{id}"),
+            body: String::new(),
+            sent_at_ms: sent,
+            receive_count: 1,
+        }
+    }
+
+    #[test]
+    fn oldest_age_and_extension_due() {
+        let f = Inflight::default();
+        let a = f.register(&received("a", Some(10_000)), 1, 100);
+        f.register(&received("b", Some(40_000)), 1, 130);
+        assert_eq!(f.oldest_age_secs(70_000), 60);
+        let due: Vec<_> = f.due_for_extension(110).iter().map(|m| m.id.clone()).collect();
+        assert_eq!(due, ["a"]);
+        f.remove(a.seq);
+        assert_eq!(f.oldest_age_secs(70_000), 30);
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn the_first_failure_is_kept() {
+        let f = Inflight::default();
+        let m = f.register(&received("a", None), 2, 0);
+        m.fail("not_found");
+        m.fail("too_large");
+        assert_eq!(m.failure(), Some("not_found"));
+    }
+}

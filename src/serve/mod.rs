@@ -1,0 +1,503 @@
+//! The live service: wires the SQS source, S3 fetching, the fold (engine), acknowledgements, the
+//! HTTP server and signals together, and shuts them down in order.
+//!
+//! Stages are tasks joined by bounded channels: receive loops → `work` → dispatcher (fetch +
+//! decode, `fetch_concurrency` at once) → `fold` → one engine thread → `acks` → acknowledger.
+//! A message is deleted only after every object it names is folded and, with a state file,
+//! only after a state save that includes them.
+
+mod fold;
+mod inflight;
+mod intake;
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::alerts::JsonLinesSink;
+use crate::config::{JsonlTarget, ServeConfig};
+use crate::decode::DecodedObject;
+use crate::engine::Engine;
+use crate::metrics::{LabelLimits, Metrics};
+use crate::rules::{load_paths, RuleSet};
+use crate::server::{router, AlertBoard, AppState, Readiness};
+use crate::sources::retry::RetryPolicy;
+use crate::sources::sqs::Queue;
+use crate::sources::ObjectRef;
+use crate::state::{self, StateError};
+
+use fold::{Checkpointing, Fold};
+use inflight::{Inflight, Msg};
+use intake::{Fetching, Receiving};
+
+/// What became of one object.
+pub enum ObjectOutcome {
+    Decoded(Box<DecodedObject>),
+    /// A permanent failure, as a metric reason (`not_found`, `gzip_corrupt`, ...).
+    Failed(&'static str),
+}
+
+/// What the fold thread takes in.
+pub enum FoldItem {
+    Object {
+        msg: Arc<Msg>,
+        object: ObjectRef,
+        outcome: ObjectOutcome,
+    },
+    /// The wall clock (Unix seconds), once a second.
+    Tick { now: i64 },
+    /// A new rule set (SIGHUP).
+    Reload(RuleSet),
+}
+
+/// What the acknowledger does with messages.
+pub enum Ack {
+    /// Delete: everything the messages named is in state. The reason is a metric label.
+    Delete(Vec<Arc<Msg>>, &'static str),
+    /// Leave for the redrive policy (dead-letter queue) after counting why.
+    Release(Arc<Msg>, &'static str),
+}
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("rules in {paths} are invalid:\n{problems}")]
+    Rules { paths: String, problems: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the alerts file {path}: {source}")]
+    Alerts {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the engine thread failed: {0}")]
+    Engine(String),
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Loads the rules a config names, rendering every problem.
+pub fn load_rules(cfg: &ServeConfig) -> Result<RuleSet, ServeError> {
+    load_paths(&cfg.rules).map_err(|e| ServeError::Rules {
+        paths: cfg
+            .rules
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        problems: e
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// The engine to start from: restored from the state file when there is one.
+fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Engine, ServeError> {
+    let Some(sc) = &cfg.state else {
+        return Ok(Engine::new(cfg.engine.clone(), rules));
+    };
+    match state::load(&sc.path) {
+        Ok(saved) => {
+            let (engine, notes) = Engine::restore(cfg.engine.clone(), rules, saved)?;
+            for note in notes {
+                info!(%note, "state restore");
+            }
+            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, "state restored");
+            Ok(engine)
+        }
+        Err(StateError::Missing { .. }) => {
+            info!(path = %sc.path.display(), "no state file yet; starting fresh");
+            Ok(Engine::new(cfg.engine.clone(), rules))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // Retries are ours (counted, with jitter); the SDK tries once.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(
+                    cfg.source.wait_time_secs as u64 + 30,
+                ))
+                .build(),
+        );
+    if let Some(r) = &cfg.source.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(e) = &cfg.source.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let sdk = loader.load().await;
+    // A custom endpoint (LocalStack, moto, MinIO) needs path-style bucket addressing.
+    let custom = cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(custom)
+        .build();
+    (
+        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_s3::Client::from_conf(s3),
+    )
+}
+
+fn open_sink(
+    cfg: &ServeConfig,
+) -> Result<Option<JsonLinesSink<Box<dyn Write + Send>>>, ServeError> {
+    Ok(match &cfg.alerts.jsonl {
+        None => None,
+        Some(JsonlTarget::Stdout) => Some(JsonLinesSink::new(Box::new(BufWriter::new(
+            std::io::stdout(),
+        )))),
+        Some(JsonlTarget::File(p)) => {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|source| ServeError::Alerts {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+            Some(JsonLinesSink::new(Box::new(BufWriter::new(f))))
+        }
+    })
+}
+
+/// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
+pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    let rules = load_rules(&cfg)?;
+    let engine = start_engine(&cfg, rules)?;
+    let sink = open_sink(&cfg)?;
+    let metrics = Arc::new(Metrics::new(LabelLimits {
+        max_label_values: cfg.metrics.max_label_values,
+        max_series: cfg.metrics.max_series,
+    }));
+    let readiness = Arc::new(Readiness::default());
+    readiness.rules_loaded.store(true, Ordering::Relaxed);
+    let board = Arc::new(AlertBoard::default());
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.http.listen,
+            source,
+        })?;
+    info!(addr = %listener.local_addr().map_or(cfg.http.listen, |a| a), "serving /metrics, /healthz, /readyz, /api/alerts");
+
+    let (sqs, s3) = aws_clients(&cfg).await;
+    let src = &cfg.source;
+    let policy = RetryPolicy {
+        max_attempts: src.max_attempts,
+        base_ms: src.retry_base_ms,
+        max_ms: src.retry_max_ms,
+    };
+    let queue = Queue::new(sqs, src.queue_url.clone(), policy);
+    let inflight = Arc::new(Inflight::default());
+
+    // Shutdown in stages: `stop_intake` ends the receive loops; `abort` ends unfinished fetches at
+    // the deadline; `stop_rest` ends the visibility keeper and the HTTP server last.
+    let (stop_intake_tx, stop_intake) = watch::channel(false);
+    let (abort_tx, abort) = watch::channel(false);
+    let (stop_rest_tx, stop_rest) = watch::channel(false);
+
+    let http = {
+        let app = router(AppState {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            alerts: board.clone(),
+        });
+        let mut stop = stop_rest.clone();
+        tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(error) = r {
+                error!(%error, "HTTP server failed");
+            }
+        })
+    };
+
+    {
+        let (queue, metrics, readiness) = (queue.clone(), metrics.clone(), readiness.clone());
+        tokio::spawn(async move {
+            match queue
+                .reach(|_, _| {
+                    metrics
+                        .aws_retries
+                        .with_label_values(&["sqs", "get_queue_attributes"])
+                        .inc();
+                })
+                .await
+            {
+                Ok(backlog) => {
+                    readiness.queue_reached.store(true, Ordering::Relaxed);
+                    info!(queue = queue.url(), backlog, "queue reached");
+                }
+                Err(error) => {
+                    warn!(queue = queue.url(), %error, "queue not reachable yet; /readyz stays unready until a receive succeeds")
+                }
+            }
+        });
+    }
+
+    let depth = src.queue_depth.max(1);
+    let (work_tx, work_rx) = mpsc::channel(depth);
+    let (fold_tx, fold_rx) = mpsc::channel(depth);
+    let (ack_tx, ack_rx) = mpsc::channel(depth);
+
+    let receiving = Arc::new(Receiving {
+        queue: queue.clone(),
+        buckets: src.buckets.clone(),
+        max_messages: src.max_messages_per_receive,
+        wait_secs: src.wait_time_secs,
+        visibility_secs: src.visibility_timeout_secs,
+        policy,
+        inflight: inflight.clone(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    });
+    let mut receivers = Vec::new();
+    for _ in 0..src.receivers.max(1) {
+        receivers.push(tokio::spawn(intake::receive_loop(
+            receiving.clone(),
+            work_tx.clone(),
+            ack_tx.clone(),
+            stop_intake.clone(),
+        )));
+    }
+    drop(work_tx);
+
+    let dispatcher = tokio::spawn(intake::dispatch(
+        Arc::new(Fetching {
+            s3,
+            limits: cfg.decode,
+            policy,
+            concurrency: src.fetch_concurrency,
+            metrics: metrics.clone(),
+        }),
+        work_rx,
+        fold_tx.clone(),
+        abort.clone(),
+    ));
+
+    let ticker = {
+        let (fold_tx, mut stop) = (fold_tx.clone(), stop_intake.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                // Skipped when the fold is busy: it is then taking in objects anyway.
+                let _ = fold_tx.try_send(FoldItem::Tick {
+                    now: now_ms() / 1000,
+                });
+            }
+        })
+    };
+
+    let reloader = {
+        let (fold_tx, mut stop, paths, metrics) = (
+            fold_tx.clone(),
+            stop_intake.clone(),
+            cfg.rules.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                warn!("cannot listen for SIGHUP; rule reload disabled");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {}
+                    _ = stop.changed() => return,
+                }
+                let p = paths.clone();
+                match tokio::task::spawn_blocking(move || load_paths(&p)).await {
+                    Ok(Ok(set)) => {
+                        info!(rules = set.rules.len(), "SIGHUP: rules loaded; swapping");
+                        let _ = fold_tx.send(FoldItem::Reload(set)).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics.rule_reloads.with_label_values(&["error"]).inc();
+                        for p in &e.problems {
+                            error!(problem = %p, "SIGHUP: rule problem");
+                        }
+                        error!(error = %e, "SIGHUP: the new rules are invalid; keeping the old ones");
+                    }
+                    Err(join) => error!(error = %join, "SIGHUP: loading rules panicked"),
+                }
+            }
+        })
+    };
+    drop(fold_tx);
+
+    let fold = Fold {
+        engine,
+        metrics: metrics.clone(),
+        board: board.clone(),
+        sink,
+        checkpoint: cfg.state.as_ref().map(|s| Checkpointing {
+            path: s.path.clone(),
+            every: Duration::from_secs(s.save_interval_secs),
+        }),
+        wall_clock: src.close_windows_on_wall_clock,
+        acks: ack_tx.clone(),
+    };
+    let folder = tokio::task::spawn_blocking(move || fold.run(fold_rx));
+
+    let acker = tokio::spawn(acknowledge(
+        queue.clone(),
+        inflight.clone(),
+        metrics.clone(),
+        src.failed_message_visibility_secs,
+        ack_rx,
+    ));
+    drop(ack_tx);
+
+    let keeper = tokio::spawn(inflight::keep_visible(
+        queue.clone(),
+        inflight.clone(),
+        metrics.clone(),
+        src.visibility_timeout_secs,
+        stop_rest.clone(),
+    ));
+
+    wait_for_termination().await;
+    info!("shutting down: no new messages; finishing objects in flight");
+    let _ = stop_intake_tx.send(true);
+    for r in receivers {
+        let _ = r.await;
+    }
+    let _ = ticker.await;
+    let _ = reloader.await;
+    let deadline = Duration::from_secs(cfg.shutdown_deadline_secs);
+    let mut dispatcher = dispatcher;
+    if tokio::time::timeout(deadline, &mut dispatcher).await.is_err() {
+        warn!(
+            deadline_secs = cfg.shutdown_deadline_secs,
+            "shutdown deadline passed; unfinished objects are dropped and their messages released"
+        );
+        let _ = abort_tx.send(true);
+        let _ = dispatcher.await;
+    }
+    // The fold ends once every sender is gone: saves state and hands over the deletes.
+    let engine = folder
+        .await
+        .map_err(|e| ServeError::Engine(e.to_string()))?;
+    let _ = acker.await;
+    // What is still in flight was not finished: make it visible again for another consumer.
+    for m in inflight.all() {
+        let _ = queue.set_visibility(&m.receipt, 0, |_, _| {}).await;
+        inflight.remove(m.seq);
+    }
+    let _ = stop_rest_tx.send(true);
+    let _ = keeper.await;
+    let _ = http.await;
+    let c = engine.counters();
+    info!(
+        kms_calls = c.kms_calls,
+        duplicates = c.duplicates,
+        late = c.late,
+        "stopped"
+    );
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+    }
+}
+
+/// Deletes finished messages and releases failed ones, until the ack channel closes.
+async fn acknowledge(
+    queue: Queue,
+    inflight: Arc<Inflight>,
+    metrics: Arc<Metrics>,
+    failed_visibility_secs: i32,
+    mut rx: mpsc::Receiver<Ack>,
+) {
+    let retried = |op: &'static str| {
+        let m = metrics.clone();
+        move |_: u32, _: &crate::sources::s3::AwsError| {
+            m.aws_retries.with_label_values(&["sqs", op]).inc();
+        }
+    };
+    while let Some(a) = rx.recv().await {
+        match a {
+            Ack::Delete(msgs, reason) => {
+                let items: Vec<(String, String)> = msgs
+                    .iter()
+                    .map(|m| (m.seq.to_string(), m.receipt.clone()))
+                    .collect();
+                let failed = queue.delete(&items, retried("delete_message_batch")).await;
+                for m in &msgs {
+                    inflight.remove(m.seq);
+                    match failed.iter().find(|(seq, _)| *seq == m.seq.to_string()) {
+                        Some((_, why)) => {
+                            metrics
+                                .messages_failed
+                                .with_label_values(&["delete_failed"])
+                                .inc();
+                            warn!(message_id = %m.id, error = %why, "deleting the message failed; it will be redelivered and its events deduplicated");
+                        }
+                        None => metrics.messages_deleted.with_label_values(&[reason]).inc(),
+                    }
+                }
+            }
+            Ack::Release(m, reason) => {
+                metrics.messages_failed.with_label_values(&[reason]).inc();
+                if let Err(error) = queue
+                    .set_visibility(
+                        &m.receipt,
+                        failed_visibility_secs,
+                        retried("change_message_visibility"),
+                    )
+                    .await
+                {
+                    warn!(message_id = %m.id, %error, "releasing a failed message failed; it returns when its visibility lapses");
+                }
+                inflight.remove(m.seq);
+            }
+        }
+    }
+}
