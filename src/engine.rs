@@ -9,6 +9,10 @@ use crate::decode::KmsCall;
 use crate::report::Totals;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 
+mod restore;
+
+pub use restore::RestoreNote;
+
 /// Engine settings; every bound on memory is here.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -44,7 +48,8 @@ impl Default for EngineConfig {
 }
 
 /// What the engine counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineCounters {
     /// Distinct KMS calls taken in (after dedupe).
     pub kms_calls: u64,
@@ -64,7 +69,8 @@ pub struct Engine {
     counters: EngineCounters,
     max_event_time: Option<i64>,
     watermark: Option<i64>,
-    /// Inventory keys of `unused` rules, added to the catalogue at the first event time.
+    /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
+    /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
 }
 

@@ -1,0 +1,1 @@
+//! Unit tests of the state file: round trip, atomicity, and each error.
