@@ -60,6 +60,7 @@ pub struct EngineCounters {
     pub alerts_resolved: u64,
 }
 
+#[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     rules: Vec<RuleEval>,

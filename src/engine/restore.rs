@@ -214,3 +214,6 @@ impl Engine {
         Ok((engine, notes))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,3 +9,6 @@ mod eval;
 pub use eval::{EvalCounters, EvalLimits, RuleEval, SavedRule};
 pub use load::{load_dir, load_paths, LoadError, RuleProblem};
 pub use model::*;
+
+#[cfg(test)]
+pub(crate) use eval::test_support;
