@@ -98,7 +98,13 @@ impl Engine {
         state: EngineState,
     ) -> Result<(Engine, Vec<RestoreNote>), StateError> {
         let path = state.origin();
-        if state.format != FORMAT || state.version != VERSION {
+        if state.format != FORMAT {
+            return Err(StateError::NotState {
+                path,
+                found: format!("format \"{}\", expected \"{FORMAT}\"", state.format),
+            });
+        }
+        if state.version != VERSION {
             return Err(StateError::Incompatible {
                 path,
                 found: state.version.into(),
