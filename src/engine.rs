@@ -9,6 +9,10 @@ use crate::decode::KmsCall;
 use crate::report::Totals;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 
+mod restore;
+
+pub use restore::RestoreNote;
+
 /// Engine settings; every bound on memory is here.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -53,7 +57,8 @@ pub enum Folded {
 }
 
 /// What the engine counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineCounters {
     /// Distinct KMS calls taken in (after dedupe).
     pub kms_calls: u64,
@@ -64,6 +69,7 @@ pub struct EngineCounters {
     pub alerts_resolved: u64,
 }
 
+#[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     rules: Vec<RuleEval>,
@@ -73,7 +79,8 @@ pub struct Engine {
     counters: EngineCounters,
     max_event_time: Option<i64>,
     watermark: Option<i64>,
-    /// Inventory keys of `unused` rules, added to the catalogue at the first event time.
+    /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
+    /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
 }
 

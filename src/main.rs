@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -13,7 +13,9 @@ use kmswatch::decode::DecodeLimits;
 use kmswatch::engine::EngineConfig;
 use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::replay::{replay, ReplayOptions};
+use kmswatch::report::{InputStats, Summary};
 use kmswatch::rules::{load_paths, LoadError, RuleSet};
+use kmswatch::state;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +39,23 @@ enum Command {
     },
     /// Writes generated CloudTrail logs (the sample set, or a benchmark set).
     Generate(GenerateArgs),
+    /// State files (`replay --state-out`, the service's `--state`).
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Writes the summary JSON (as `replay --summary` does) of a state file; input stats are empty.
+    Summary {
+        /// The state file.
+        file: PathBuf,
+        /// Write the summary here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +82,13 @@ struct ReplayArgs {
     /// Write the summary with per-key totals as JSON here.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Continue from this state file instead of an empty engine.
+    #[arg(long, value_name = "FILE")]
+    state_in: Option<PathBuf>,
+    /// Write the engine state here after the last object (before the end-of-input close), for
+    /// the service or a later `--state-in` to continue from.
+    #[arg(long, value_name = "FILE")]
+    state_out: Option<PathBuf>,
     /// Default window length of windowed rules.
     #[arg(long, default_value_t = 300)]
     window_secs: i64,
@@ -153,7 +179,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::State {
+            command: StateCommand::Summary { file, out },
+        } => {
+            let state = state::load(&file)?;
+            let summary = Summary::from_state(InputStats::default(), &state);
+            write_json(out.as_deref(), &summary)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Pretty JSON and a newline, to `path` or stdout.
+fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> Result<()> {
+    let out: Box<dyn Write> = match path {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut w = BufWriter::new(out);
+    let name = path.map_or("stdout".into(), |p| p.display().to_string());
+    serde_json::to_writer_pretty(&mut w, value).with_context(|| format!("writing {name}"))?;
+    w.write_all(b"\n")?;
+    w.flush().with_context(|| format!("writing {name}"))
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -205,6 +252,8 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             max_object_bytes: args.max_object_bytes,
             max_records_per_object: args.max_records_per_object,
         },
+        state_in: args.state_in.clone(),
+        state_out: args.state_out.clone(),
         ..ReplayOptions::default()
     };
     let out: Box<dyn Write> = match &args.alerts {
@@ -214,13 +263,11 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     let mut sink = JsonLinesSink::new(BufWriter::new(out));
     let result = replay(&opts, rules, |a| sink.write(a))?;
     sink.flush().context("writing alerts")?;
+    for note in &result.notes {
+        eprintln!("note: {note}");
+    }
     if let Some(p) = &args.summary {
-        let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
-        let mut w = BufWriter::new(f);
-        serde_json::to_writer_pretty(&mut w, &result.summary).context("writing the summary")?;
-        w.write_all(b"\n")?;
-        w.flush()
-            .with_context(|| format!("writing {}", p.display()))?;
+        write_json(Some(p), &result.summary)?;
     }
     if !args.quiet {
         eprint!("{}", result.summary.render_text());

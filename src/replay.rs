@@ -2,20 +2,21 @@
 //!
 //! Objects are decoded on the rayon pool a batch at a time while the previous batch is folded into
 //! the engine on the calling thread, always in canonical order, so the output does not depend on
-//! how files were found or how threads were scheduled.
+//! how files were found or how threads were scheduled. A replay may start from a saved state and
+//! save its own (before the end-of-input close), so a live service can continue from it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 
-use crate::alerts::{Alert, AlertState};
+use crate::alerts::Alert;
 use crate::decode::{decode_object, DecodeLimits, DecodedObject, ObjectError};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, RestoreNote};
 use crate::report::{Failure, InputStats, Summary};
 use crate::rules::RuleSet;
 use crate::sources::{walk, ObjectRef};
+use crate::state::{self, StateError};
 
 /// Most record errors listed by name in a summary; the rest are counted.
 const MAX_LISTED_MALFORMED: usize = 100;
@@ -29,6 +30,11 @@ pub struct ReplayOptions {
     /// Objects decoded ahead of the fold, in one batch (bounds memory: at most two batches of
     /// decoded calls exist at once).
     pub batch_objects: usize,
+    /// Continue from this state file instead of an empty engine (`--state-in`).
+    pub state_in: Option<PathBuf>,
+    /// Write the engine state here after the last object, before the end-of-input close
+    /// (`--state-out`): the state a live service would hold, for `serve` to continue from.
+    pub state_out: Option<PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -38,6 +44,8 @@ impl Default for ReplayOptions {
             engine: EngineConfig::default(),
             decode: DecodeLimits::default(),
             batch_objects: 64,
+            state_in: None,
+            state_out: None,
         }
     }
 }
@@ -46,12 +54,16 @@ impl Default for ReplayOptions {
 pub enum ReplayError {
     #[error("writing alerts: {0}")]
     Sink(#[source] std::io::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// The outcome of a replay.
 pub struct Replay {
     pub summary: Summary,
     pub engine: Engine,
+    /// What restoring `state_in` noted (changed, new and removed rules).
+    pub notes: Vec<RestoreNote>,
 }
 
 impl Replay {
@@ -100,7 +112,30 @@ pub fn replay(
     rules: RuleSet,
     mut on_alert: impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<Replay, ReplayError> {
-    let found = walk(&opts.inputs);
+    let (objects, mut input) = list_objects(&opts.inputs);
+    let (mut engine, notes) = match &opts.state_in {
+        Some(path) => Engine::restore(opts.engine.clone(), rules, state::load(path)?)?,
+        None => (Engine::new(opts.engine.clone(), rules), Vec::new()),
+    };
+    fold_objects(&mut engine, &objects, opts, &mut input, &mut on_alert)?;
+    if let Some(path) = &opts.state_out {
+        state::save(path, &engine.snapshot())?;
+    }
+    let mut alerts = Vec::new();
+    engine.finish(&mut alerts);
+    emit(&mut alerts, &mut on_alert)?;
+    let summary = Summary::build(input, &engine);
+    Ok(Replay {
+        summary,
+        engine,
+        notes,
+    })
+}
+
+/// The log objects under `inputs` in canonical order, and what the walk counted (files found,
+/// skipped, unreadable paths) as the start of a summary's input statistics.
+pub fn list_objects(inputs: &[PathBuf]) -> (Vec<ObjectRef>, InputStats) {
+    let found = walk(inputs);
     let mut input = InputStats {
         files_found: found.files_found,
         ..InputStats::default()
@@ -118,16 +153,26 @@ pub fn replay(
             e.to_string(),
         );
     }
-    let mut engine = Engine::new(opts.engine.clone(), rules);
-    let mut per_rule: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let objects = found.objects.into_iter().map(|(o, _)| o).collect();
+    (objects, input)
+}
+
+/// Reads and decodes `objects` on the rayon pool (`opts.batch_objects` at a time, one batch ahead)
+/// and folds them into `engine` in the given order, each whole object followed by
+/// [`Engine::end_object`]. Counts what was read in `input`; `on_alert` gets each alert in order.
+/// Does not finish the engine: more objects, a snapshot, or [`Engine::finish`] may follow.
+pub fn fold_objects(
+    engine: &mut Engine,
+    objects: &[ObjectRef],
+    opts: &ReplayOptions,
+    input: &mut InputStats,
+    mut on_alert: impl FnMut(&Alert) -> std::io::Result<()>,
+) -> Result<(), ReplayError> {
     let mut alerts = Vec::new();
     let limits = opts.decode;
     let batch = opts.batch_objects.max(1);
-    let objects: Vec<ObjectRef> = found.objects.into_iter().map(|(o, _)| o).collect();
-
     std::thread::scope(|scope| -> Result<(), ReplayError> {
         let (tx, rx) = sync_channel::<Vec<(ObjectRef, Read)>>(1);
-        let objects = &objects;
         scope.spawn(move || {
             for chunk in objects.chunks(batch) {
                 let decoded: Vec<(ObjectRef, Read)> = chunk
@@ -144,38 +189,28 @@ pub fn replay(
                 input.log_objects += 1;
                 match read {
                     Read::Failed { kind, error } => {
-                        record_failure(&mut input, obj.to_string(), kind, error)
+                        record_failure(input, obj.to_string(), kind, error)
                     }
                     Read::Decoded(d) => {
-                        fold_stats(&mut input, &obj, &d);
+                        fold_stats(input, &obj, &d);
                         for call in d.calls {
                             engine.ingest(call, &mut alerts);
                         }
                         engine.end_object(&mut alerts);
                     }
                 }
-                emit(&mut alerts, &mut per_rule, &mut on_alert)?;
+                emit(&mut alerts, &mut on_alert)?;
             }
         }
         Ok(())
-    })?;
-    engine.finish(&mut alerts);
-    emit(&mut alerts, &mut per_rule, &mut on_alert)?;
-    let summary = Summary::build(input, &engine, &per_rule);
-    Ok(Replay { summary, engine })
+    })
 }
 
 fn emit(
     alerts: &mut Vec<Alert>,
-    per_rule: &mut BTreeMap<String, (u64, u64)>,
     on_alert: &mut impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<(), ReplayError> {
     for a in alerts.drain(..) {
-        let e = per_rule.entry(a.rule.clone()).or_default();
-        match a.state {
-            AlertState::Firing => e.0 += 1,
-            AlertState::Resolved => e.1 += 1,
-        }
         on_alert(&a).map_err(ReplayError::Sink)?;
     }
     Ok(())

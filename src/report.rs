@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use crate::Map;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeStats, KmsCall, OpClass, ServiceSource};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineCounters};
+use crate::rules::EvalCounters;
+use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
 
 /// Schema identifier of the JSON summary.
@@ -17,7 +19,8 @@ pub const SUMMARY_SCHEMA: &str = "kmswatch.summary/v1";
 
 const SEP: char = '\u{1f}';
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyTotals {
     calls: u64,
     failures: u64,
@@ -28,7 +31,8 @@ struct KeyTotals {
     last_used: Option<i64>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Counts {
     calls: u64,
     failures: u64,
@@ -38,16 +42,26 @@ struct Counts {
 
 /// Running totals over every distinct KMS call. Each table holds at most `max_rows` rows; calls of
 /// rows over the cap are counted in `overflow` (the report then says the tables are incomplete).
-#[derive(Debug)]
+///
+/// Saved in state files (its own serde form, not the summary schema).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Totals {
     /// Key ARN ("" for calls with no key).
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     keys: Map<Box<str>, KeyTotals>,
     /// key SEP principal SEP service.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     kps: Map<Box<str>, Counts>,
     /// key SEP operation SEP outcome.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     koo: Map<Box<str>, u64>,
+    /// Configuration, set again on restore.
+    #[serde(skip)]
     max_rows: usize,
     pub overflow: u64,
+    /// Scratch space for row keys.
+    #[serde(skip)]
     buf: String,
 }
 
@@ -61,6 +75,14 @@ impl Totals {
             overflow: 0,
             buf: String::new(),
         }
+    }
+
+    /// After loading from a state file: the configured `max_rows`. Returns the largest table's
+    /// row count when it exceeds it.
+    pub(crate) fn restore_limit(&mut self, max_rows: usize) -> Option<usize> {
+        self.max_rows = max_rows;
+        let rows = self.keys.len().max(self.kps.len()).max(self.koo.len());
+        (rows > max_rows).then_some(rows)
     }
 
     pub fn record(&mut self, call: &KmsCall, key: Option<&str>) {
@@ -200,6 +222,19 @@ pub struct RuleStats {
     pub overflow: u64,
 }
 
+impl RuleStats {
+    fn new(rule: &str, c: EvalCounters, still_firing: usize) -> Self {
+        RuleStats {
+            rule: rule.to_owned(),
+            firing: c.alerts_firing,
+            resolved: c.alerts_resolved,
+            still_firing: still_firing as u64,
+            late: c.late,
+            overflow: c.overflow,
+        }
+    }
+}
+
 /// The replay summary (`--summary FILE`), schema `kmswatch.summary/v1`.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -222,14 +257,47 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// `per_rule` gives (firing, resolved) alerts emitted per rule id.
-    pub fn build(
+    /// The summary of a run: `input` is what the driver read; the rest comes from the engine.
+    pub fn build(input: InputStats, engine: &Engine) -> Summary {
+        let rules = engine
+            .rules()
+            .iter()
+            .map(|r| RuleStats::new(&r.rule.id, r.counters, r.firing()))
+            .collect();
+        Summary::assemble(
+            input,
+            engine.totals(),
+            engine.counters(),
+            engine.max_event_time(),
+            rules,
+        )
+    }
+
+    /// The summary of a saved state (`kmswatch state summary`): what a replay of the same objects
+    /// would report before its end-of-input close (so `keys`, the tables and `kms_calls` equal the
+    /// replay's). `input` is empty unless the caller knows better.
+    pub fn from_state(input: InputStats, state: &EngineState) -> Summary {
+        let rules = state
+            .rules()
+            .iter()
+            .map(|r| RuleStats::new(&r.rule, r.counters, r.firing()))
+            .collect();
+        Summary::assemble(
+            input,
+            state.totals(),
+            state.counters(),
+            state.max_event_time(),
+            rules,
+        )
+    }
+
+    fn assemble(
         input: InputStats,
-        engine: &Engine,
-        per_rule: &BTreeMap<String, (u64, u64)>,
+        t: &Totals,
+        c: EngineCounters,
+        max_event_time: Option<i64>,
+        rules: Vec<RuleStats>,
     ) -> Summary {
-        let t = engine.totals();
-        let c = engine.counters();
         let mut keys: Vec<KeyRow> = t
             .keys
             .iter()
@@ -295,21 +363,6 @@ impl Summary {
             (&a.key, &a.operation, &a.outcome).cmp(&(&b.key, &b.operation, &b.outcome))
         });
         let first = t.keys.values().map(|k| k.first_seen).min();
-        let rules = engine
-            .rules()
-            .iter()
-            .map(|r| {
-                let (firing, resolved) = per_rule.get(&r.rule.id).copied().unwrap_or_default();
-                RuleStats {
-                    rule: r.rule.id.clone(),
-                    firing,
-                    resolved,
-                    still_firing: r.firing() as u64,
-                    late: r.counters.late,
-                    overflow: r.counters.overflow,
-                }
-            })
-            .collect();
         Summary {
             schema: SUMMARY_SCHEMA,
             input,
@@ -317,7 +370,7 @@ impl Summary {
             duplicates: c.duplicates,
             late_events: c.late,
             first_event: first.map(format_rfc3339),
-            last_event: engine.max_event_time().map(format_rfc3339),
+            last_event: max_event_time.map(format_rfc3339),
             alerts_firing: c.alerts_firing,
             alerts_resolved: c.alerts_resolved,
             rules,

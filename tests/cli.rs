@@ -107,3 +107,201 @@ fn replay_writes_alerts_and_summary_files() {
         assert_eq!(s[field], golden[field], "{field}");
     }
 }
+
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn succeeds(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn state_summary_of_replay_state_out_has_the_replay_summary_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let summary = dir.path().join("summary.json");
+    let from_state = dir.path().join("from-state.json");
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    succeeds(&kmswatch(&[
+        "replay",
+        "sample-logs/",
+        "--quiet",
+        "--alerts",
+        &p(&dir.path().join("alerts.jsonl")),
+        "--summary",
+        &p(&summary),
+        "--state-out",
+        &p(&state),
+    ]));
+    let out = kmswatch(&["state", "summary", &p(&state), "--out", &p(&from_state)]);
+    succeeds(&out);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let (s, r) = (json_file(&from_state), json_file(&summary));
+    for field in [
+        "schema",
+        "kms_calls",
+        "duplicates",
+        "late_events",
+        "first_event",
+        "last_event",
+        "table_overflow",
+        "keys",
+        "key_principal_service",
+        "key_operation_outcome",
+    ] {
+        assert_eq!(s[field], r[field], "{field}");
+    }
+    assert_eq!(s["kms_calls"], 7489);
+    assert_eq!(s["input"]["log_objects"], 0, "a state has no input stats");
+    // Without --out, the same JSON goes to stdout.
+    let out = kmswatch(&["state", "summary", &p(&state)]);
+    succeeds(&out);
+    assert_eq!(out.stdout, std::fs::read(&from_state).unwrap());
+}
+
+#[test]
+fn replay_state_in_continues_where_replay_state_out_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (objects, _) = kmswatch::replay::list_objects(&[repo().join("sample-logs")]);
+    let files: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
+    let (first, second) = files.split_at(files.len() / 2);
+    let run = |inputs: &[String], extra: &[&str]| {
+        let mut args = vec!["replay".to_owned()];
+        args.extend(inputs.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = kmswatch(&args);
+        succeeds(&out);
+        out
+    };
+    let (half, half_summary) = (d("half.jsonl"), d("half.json"));
+    let (whole, whole_summary) = (d("whole.jsonl"), d("whole.json"));
+    let (rest, rest_summary) = (d("rest.jsonl"), d("rest.json"));
+    run(
+        first,
+        &[
+            "--quiet",
+            "--alerts",
+            &half,
+            "--summary",
+            &half_summary,
+            "--state-out",
+            &d("state.json"),
+        ],
+    );
+    let out = run(
+        second,
+        &[
+            "--quiet",
+            "--alerts",
+            &rest,
+            "--summary",
+            &rest_summary,
+            "--state-in",
+            &d("state.json"),
+        ],
+    );
+    assert!(out.stderr.is_empty(), "no notes: the rules did not change");
+    run(
+        &["sample-logs/".to_owned()],
+        &["--quiet", "--alerts", &whole, "--summary", &whole_summary],
+    );
+
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    let (half, rest, whole) = (read(&half), read(&rest), read(&whole));
+    // The whole run's alerts are those emitted while the first half was folded (the first
+    // replay's, before its own end-of-input close) followed by the continued replay's.
+    assert!(rest.lines().count() > 3, "{rest}");
+    let head = whole
+        .strip_suffix(rest.as_str())
+        .expect("the continued replay's alerts end the whole run's");
+    assert!(half.starts_with(head));
+    // The engine side of the summary is the whole run's; the input side is the second half's.
+    let (r, w) = (
+        json_file(rest_summary.as_ref()),
+        json_file(whole_summary.as_ref()),
+    );
+    for (field, value) in w.as_object().unwrap() {
+        if field != "input" {
+            assert_eq!(&r[field], value, "{field}");
+        }
+    }
+    assert_eq!(r["input"]["log_objects"], second.len());
+}
+
+#[test]
+fn state_files_that_cannot_be_used_stop_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let future = dir.path().join("future.json");
+    write(
+        &future,
+        br#"{"format":"kmswatch.state","version":2,"written_by":"kmswatch 9.0.0"}"#,
+    );
+    let out = kmswatch(&["state", "summary", future.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: {}: state format version 2 is not supported by kmswatch {} (expects 1); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
+            future.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let missing = dir.path().join("missing.json");
+    let out = kmswatch(&[
+        "replay",
+        "sample-logs/",
+        "--state-in",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: {}: state file does not exist\n", missing.display())
+    );
+}
+
+#[test]
+fn replay_state_in_notes_rules_that_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let empty = dir.path().join("no-logs");
+    std::fs::create_dir(&empty).unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy(repo().join("rules/unused.toml"), rules.join("unused.toml")).unwrap();
+    let s = state.to_str().unwrap();
+    let out = kmswatch(&[
+        "replay",
+        empty.to_str().unwrap(),
+        "--quiet",
+        "--state-out",
+        s,
+    ]);
+    succeeds(&out);
+    let out = kmswatch(&[
+        "replay",
+        empty.to_str().unwrap(),
+        "--quiet",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--state-in",
+        s,
+    ]);
+    succeeds(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(notes.len(), 13, "{stderr}");
+    assert_eq!(
+        notes[0],
+        "note: rule \"key-deletion-scheduled\" is in the state but no longer configured: its state is dropped"
+    );
+}

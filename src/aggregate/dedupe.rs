@@ -2,15 +2,22 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Set;
 
 /// Ids are bucketed by event minute, so eviction drops whole buckets; memory is bounded by
 /// `max_ids` whatever the input.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dedupe {
+    /// Every id of `by_minute`, for lookups; not saved (rebuilt by [`Dedupe::restore_limit`]).
+    #[serde(skip)]
     seen: Set<u128>,
     /// Event minute -> ids first seen with an event time in that minute.
     by_minute: BTreeMap<i64, Vec<u128>>,
+    /// Configuration, not state: set again from the current configuration on restore.
+    #[serde(skip)]
     max_ids: usize,
     /// Ids forgotten because `max_ids` was reached before their horizon passed.
     pub evicted_early: u64,
@@ -35,16 +42,34 @@ impl Dedupe {
             .entry(event_time.div_euclid(60))
             .or_default()
             .push(id);
+        self.enforce_cap();
+        true
+    }
+
+    /// Forgets the oldest minutes while more than `max_ids` ids are remembered; returns how many
+    /// ids were forgotten (also counted in `evicted_early`).
+    fn enforce_cap(&mut self) -> u64 {
+        let mut forgotten = 0;
         while self.seen.len() > self.max_ids {
             let Some((_, ids)) = self.by_minute.pop_first() else {
                 break;
             };
-            self.evicted_early += ids.len() as u64;
+            forgotten += ids.len() as u64;
             for id in ids {
                 self.seen.remove(&id);
             }
         }
-        true
+        self.evicted_early += forgotten;
+        forgotten
+    }
+
+    /// After loading from a state file: rebuilds the lookup set and applies the configured
+    /// `max_ids`, forgetting the oldest minutes if the saved ids exceed it, as the cap does when
+    /// running. Returns how many ids were forgotten.
+    pub(crate) fn restore_limit(&mut self, max_ids: usize) -> u64 {
+        self.max_ids = max_ids.max(1);
+        self.seen = self.by_minute.values().flatten().copied().collect();
+        self.enforce_cap()
     }
 
     /// Forgets ids whose event time is before `before`.
@@ -96,5 +121,32 @@ mod tests {
         assert_eq!(d.evicted_early, 1);
         assert!(!d.first_time(4, 180));
         assert!(d.first_time(1, 0));
+    }
+
+    #[test]
+    fn ids_and_negative_minutes_round_trip_through_json() {
+        let mut d = Dedupe::new(10);
+        for (id, t) in [(u128::MAX, -61), (0, 0), (1 << 100, 125)] {
+            assert!(d.first_time(id, t));
+        }
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"by_minute":{{"-2":[{}],"0":[0],"2":[{}]}},"evicted_early":0}}"#,
+                u128::MAX,
+                1u128 << 100
+            )
+        );
+        let mut back: Dedupe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.restore_limit(10), 0);
+        assert_eq!(back.len(), 3);
+        for (id, t) in [(u128::MAX, 0), (0, 0), (1 << 100, 0)] {
+            assert!(!back.first_time(id, t), "{id} is remembered");
+        }
+        let mut small: Dedupe = serde_json::from_str(&json).unwrap();
+        assert_eq!(small.restore_limit(2), 1, "the oldest minute goes first");
+        assert_eq!((small.len(), small.evicted_early), (2, 1));
+        assert!(small.first_time(u128::MAX, 0));
     }
 }

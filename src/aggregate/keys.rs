@@ -1,11 +1,14 @@
 //! The key catalogue: every key seen, when, whether it is pending deletion, and alias resolution.
 
+use serde::{Deserialize, Serialize};
+
 use crate::Map;
 
 use crate::decode::{KeyEffect, KeyRef, KmsCall};
 
 /// What the engine knows about one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyInfo {
     /// Earliest event time of any call on the key.
     pub first_seen: i64,
@@ -15,12 +18,18 @@ pub struct KeyInfo {
 }
 
 /// Bounded: at most `max_keys` keys and `max_aliases` aliases; what is over is counted, not kept.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyCatalog {
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     keys: Map<Box<str>, KeyInfo>,
     /// Alias ARN -> key ARN, from `CreateAlias`/`UpdateAlias` seen so far.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     aliases: Map<Box<str>, Box<str>>,
+    /// Configuration, not state (set again on restore), like every skipped field.
+    #[serde(skip)]
     max_keys: usize,
+    #[serde(skip)]
     max_aliases: usize,
     pub keys_overflow: u64,
     pub aliases_overflow: u64,
@@ -103,6 +112,25 @@ impl KeyCatalog {
                 pending_deletion: false,
             },
         );
+    }
+
+    /// After loading from a state file: the configured limits. Returns the limits the saved
+    /// catalogue exceeds, as (limit, entries held).
+    pub(crate) fn restore_limits(
+        &mut self,
+        max_keys: usize,
+        max_aliases: usize,
+    ) -> Vec<(&'static str, usize)> {
+        self.max_keys = max_keys;
+        self.max_aliases = max_aliases;
+        let mut over = Vec::new();
+        if self.keys.len() > max_keys {
+            over.push(("max_keys", self.keys.len()));
+        }
+        if self.aliases.len() > max_aliases {
+            over.push(("max_aliases", self.aliases.len()));
+        }
+        over
     }
 
     pub fn get(&self, key: &str) -> Option<&KeyInfo> {

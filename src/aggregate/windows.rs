@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Map;
 
 /// Start of the window of length `len` that holds `t` (windows are aligned to the Unix epoch).
@@ -19,12 +21,20 @@ pub enum Rejected {
 }
 
 /// Open windows of one rule. `C` is what a group accumulates in a window.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(serialize = "C: Serialize", deserialize = "C: Deserialize<'de>"))]
 pub struct Windows<C> {
+    /// The rule's window length: configuration, set again on restore.
+    #[serde(skip)]
     len: i64,
+    /// Window start -> group key -> cell.
+    #[serde(serialize_with = "crate::serde_sorted::map_of_maps")]
     open: BTreeMap<i64, Map<Box<str>, C>>,
     /// Every window starting before this has been closed; `None` before the first close.
     closed_before: Option<i64>,
+    /// Cells in `open`, counted against `max_groups`; recomputed on restore.
+    #[serde(skip)]
     groups_in_open: usize,
 }
 
@@ -102,6 +112,17 @@ impl<C: Default> Windows<C> {
         let cells = self.open.remove(&start).unwrap_or_default();
         self.groups_in_open -= cells.len();
         Some((start, cells))
+    }
+
+    /// After loading from a state file: the window length, and the derived cell count.
+    pub(crate) fn restore_len(&mut self, len: i64) {
+        self.len = len;
+        self.groups_in_open = self.count_cells();
+    }
+
+    /// Cells in open windows, counted (valid also before `restore_len`).
+    pub(crate) fn count_cells(&self) -> usize {
+        self.open.values().map(|w| w.len()).sum()
     }
 
     /// Groups with a cell in any open window.

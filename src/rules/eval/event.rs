@@ -1,5 +1,7 @@
 //! Call-by-call rules: `event` and `new-principal`. They fire at once and resolve as windows close.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Map, Set};
 
 use super::{group_key, keep_id, make_alert, AlertParts, EvalCounters, EvalLimits};
@@ -9,7 +11,8 @@ use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::format_rfc3339;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Firing {
     first_window: i64,
     /// Start of the latest window with a matching call; the alert resolves once a later window closes.
@@ -18,15 +21,27 @@ struct Firing {
     ids: Vec<Box<str>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct EventState {
+    /// The rule's window length: configuration, set again on restore (as are `limits`).
+    #[serde(skip)]
     len: i64,
     /// Start of the next window to close; set by the first matching call.
     next_start: Option<i64>,
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     firing: Map<Box<str>, Firing>,
     /// `new-principal` only: key -> hashes of the principals seen using it.
+    #[serde(serialize_with = "crate::serde_sorted::map_of_sets")]
     seen: Map<Box<str>, Set<u64>>,
+    /// `new-principal` only: the rule has watched keys since this event time (`i64::MIN`: since
+    /// the engine started). A rule added to a restored engine learns from then, not from keys'
+    /// first sighting, which it did not watch.
+    watch_from: i64,
+    #[serde(skip)]
     limits: EvalLimits,
+    /// Scratch space for group keys.
+    #[serde(skip)]
     buf: String,
 }
 
@@ -37,9 +52,36 @@ impl EventState {
             next_start: None,
             firing: Map::default(),
             seen: Map::default(),
+            watch_from: i64::MIN,
             limits,
             buf: String::new(),
         }
+    }
+
+    /// After loading from a state file: takes the configuration of `fresh` (same rule, current
+    /// settings).
+    pub(super) fn adopt_config(&mut self, fresh: &Self) {
+        self.len = fresh.len;
+        self.limits = fresh.limits;
+    }
+
+    /// Entries over a limit of `limits`, as (limit, entries held).
+    pub(super) fn over_limits(&self, limits: &EvalLimits) -> Vec<(&'static str, usize)> {
+        let mut over = Vec::new();
+        let groups = self.firing.len().max(self.seen.len());
+        if groups > limits.max_groups_per_rule {
+            over.push(("max_groups_per_rule", groups));
+        }
+        let principals = self.seen.values().map(|s| s.len()).max().unwrap_or(0);
+        if principals > limits.max_principals_per_key {
+            over.push(("max_principals_per_key", principals));
+        }
+        over
+    }
+
+    /// A fresh rule in a restored engine: watches from event time `t` on.
+    pub(super) fn watch_from(&mut self, t: i64) {
+        self.watch_from = t;
     }
 
     pub(super) fn firing(&self) -> usize {
@@ -73,7 +115,10 @@ impl EventState {
                 Some(false) => return,
                 Some(true) => {}
             }
-            let first_seen = catalog.get(key).map_or(call.time, |k| k.first_seen);
+            let first_seen = catalog
+                .get(key)
+                .map_or(call.time, |k| k.first_seen)
+                .max(self.watch_from);
             if call.time - first_seen < learning_secs {
                 return;
             }

@@ -6,6 +6,8 @@ mod event;
 mod unused;
 mod windowed;
 
+use serde::{Deserialize, Serialize};
+
 use crate::aggregate::KeyCatalog;
 use crate::alerts::{Alert, AlertState, Baseline, Evidence, Group, ALERT_SCHEMA, MAX_EVIDENCE_IDS};
 use crate::decode::KmsCall;
@@ -30,13 +32,28 @@ impl Default for EvalLimits {
     }
 }
 
-/// Counters of what a rule could not take in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a rule emitted, and what it could not take in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EvalCounters {
     /// Matching calls whose window had already closed.
     pub late: u64,
     /// Matching calls or groups dropped because a limit was reached.
     pub overflow: u64,
+    /// Alerts emitted, by state.
+    pub alerts_firing: u64,
+    pub alerts_resolved: u64,
+}
+
+impl EvalCounters {
+    fn tally(&mut self, alerts: &[Alert]) {
+        for a in alerts {
+            match a.state {
+                AlertState::Firing => self.alerts_firing += 1,
+                AlertState::Resolved => self.alerts_resolved += 1,
+            }
+        }
+    }
 }
 
 /// One rule with its running state.
@@ -44,14 +61,58 @@ pub struct EvalCounters {
 pub struct RuleEval {
     pub rule: Rule,
     pub counters: EvalCounters,
+    /// [`Rule::fingerprint`] under the engine's default window: saved state applies only to a
+    /// rule with the same fingerprint.
+    fingerprint: String,
     state: State,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum State {
     Windowed(windowed::WindowedState),
     Event(event::EventState),
     Unused(unused::UnusedState),
+}
+
+impl State {
+    fn firing(&self) -> usize {
+        match self {
+            State::Windowed(s) => s.firing(),
+            State::Event(s) => s.firing(),
+            State::Unused(s) => s.firing(),
+        }
+    }
+}
+
+/// One rule's running state as saved in a state file, with what identifies the rule it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedRule {
+    /// The rule id.
+    pub rule: String,
+    /// The rule kind, for people reading the file.
+    pub kind: String,
+    /// [`Rule::fingerprint`] of the definition the state was built under.
+    pub fingerprint: String,
+    pub counters: EvalCounters,
+    state: State,
+}
+
+impl SavedRule {
+    /// Alerts firing in this state.
+    pub fn firing(&self) -> usize {
+        self.state.firing()
+    }
+
+    /// Limits of `limits` this state holds more entries than, as (limit, entries held).
+    pub(crate) fn over_limits(&self, limits: &EvalLimits) -> Vec<(&'static str, usize)> {
+        match &self.state {
+            State::Windowed(s) => s.over_limits(limits),
+            State::Event(s) => s.over_limits(limits),
+            State::Unused(_) => Vec::new(),
+        }
+    }
 }
 
 impl RuleEval {
@@ -68,9 +129,59 @@ impl RuleEval {
             RuleKind::Unused { .. } => State::Unused(unused::UnusedState::new(len)),
         };
         RuleEval {
+            fingerprint: rule.fingerprint(window_secs),
             rule,
             counters: EvalCounters::default(),
             state,
+        }
+    }
+
+    /// See [`Rule::fingerprint`].
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// A copy of the running state, for a state file.
+    pub fn save(&self) -> SavedRule {
+        SavedRule {
+            rule: self.rule.id.clone(),
+            kind: self.rule.kind.name().to_owned(),
+            fingerprint: self.fingerprint.clone(),
+            counters: self.counters,
+            state: self.state.clone(),
+        }
+    }
+
+    /// Continues from `saved`, which the caller matched to this rule by id and fingerprint.
+    /// Configuration (window length, limits) stays this rule's. Fails when the saved state is not
+    /// of this rule's kind (possible only in an edited file).
+    pub(crate) fn resume(&mut self, saved: SavedRule) -> Result<(), String> {
+        let mut state = saved.state;
+        match (&mut state, &self.state) {
+            (State::Windowed(s), State::Windowed(fresh)) => s.adopt_config(fresh),
+            (State::Event(s), State::Event(fresh)) => s.adopt_config(fresh),
+            (State::Unused(s), State::Unused(fresh)) => s.adopt_config(fresh),
+            _ => {
+                return Err(format!(
+                    "rule \"{}\" has saved state of another kind than {}",
+                    self.rule.id,
+                    self.rule.kind.name()
+                ))
+            }
+        }
+        self.state = state;
+        self.counters = saved.counters;
+        Ok(())
+    }
+
+    /// A fresh rule in a restored engine whose latest event time is `t`: rules that judge keys by
+    /// their history (`unused`, `new-principal`) count it from `t`, since they did not watch
+    /// before.
+    pub(crate) fn watch_from(&mut self, t: i64) {
+        match &mut self.state {
+            State::Windowed(_) => {}
+            State::Event(s) => s.watch_from(t),
+            State::Unused(s) => s.watch_from(t),
         }
     }
 
@@ -86,11 +197,13 @@ impl RuleEval {
     ) {
         let r = &self.rule;
         let c = &mut self.counters;
+        let before = out.len();
         match &mut self.state {
             State::Windowed(s) => s.on_call(r, c, call, key, watermark),
             State::Event(s) => s.on_call(r, c, call, key, catalog, out),
             State::Unused(s) => s.on_call(r, call, key, catalog, out),
         }
+        c.tally(&out[before..]);
     }
 
     /// End time of the next window (or check) this rule would close, if any.
@@ -106,11 +219,14 @@ impl RuleEval {
     /// windows in which nothing can change. Returns whether it closed one.
     pub fn close_next(&mut self, limit: i64, catalog: &KeyCatalog, out: &mut Vec<Alert>) -> bool {
         let r = &self.rule;
-        match &mut self.state {
+        let before = out.len();
+        let closed = match &mut self.state {
             State::Windowed(s) => s.close_next(r, limit, out),
             State::Event(s) => s.close_next(r, limit, out),
             State::Unused(s) => s.close_next(r, limit, catalog, out),
-        }
+        };
+        self.counters.tally(&out[before..]);
+        closed
     }
 
     /// Whether the rule is `unused` (checked against the watermark itself, not whole windows).
@@ -120,11 +236,7 @@ impl RuleEval {
 
     /// Alerts currently firing for this rule.
     pub fn firing(&self) -> usize {
-        match &self.state {
-            State::Windowed(s) => s.firing(),
-            State::Event(s) => s.firing(),
-            State::Unused(s) => s.firing(),
-        }
+        self.state.firing()
     }
 }
 

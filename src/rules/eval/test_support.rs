@@ -113,6 +113,11 @@ impl Harness {
         }
     }
 
+    /// Alerts so far, without finishing.
+    pub fn take(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
     pub fn end(&mut self) -> Vec<Alert> {
         self.engine.finish(&mut self.alerts);
         std::mem::take(&mut self.alerts)

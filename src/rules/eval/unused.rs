@@ -1,5 +1,7 @@
 //! The `unused` rule: known keys with no matching use for a while, checked at window boundaries.
 
+use serde::{Deserialize, Serialize};
+
 use crate::Map;
 
 use super::{make_alert, AlertParts};
@@ -9,17 +11,26 @@ use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::format_rfc3339;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct UnusedState {
-    /// Checks happen when the watermark passes a boundary of windows of this length.
+    /// Checks happen when the watermark passes a boundary of windows of this length
+    /// (configuration, set again on restore).
+    #[serde(skip)]
     len: i64,
     next_boundary: Option<i64>,
     /// Key -> time and eventID of its latest matching use.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     last_use: Map<Box<str>, (i64, Box<str>)>,
     /// Keys alerted on -> the time they have been idle since.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     fired: Map<Box<str>, i64>,
     /// No key can be due before this: boundaries before it are skipped without a scan.
     next_due: i64,
+    /// The rule has watched keys since this event time (`i64::MIN`: since the engine started). A
+    /// rule added to a restored engine counts idleness from then, not from a key's first sighting:
+    /// uses before then were not watched.
+    watch_from: i64,
 }
 
 fn idle_days(secs: i64) -> f64 {
@@ -34,7 +45,22 @@ impl UnusedState {
             last_use: Map::default(),
             fired: Map::default(),
             next_due: i64::MIN,
+            watch_from: i64::MIN,
         }
+    }
+
+    /// After loading from a state file: takes the configuration of `fresh` (same rule, current
+    /// settings).
+    pub(super) fn adopt_config(&mut self, fresh: &Self) {
+        self.len = fresh.len;
+    }
+
+    /// A fresh rule in a restored engine: watches from event time `t` on, checking at the next
+    /// boundary after it.
+    pub(super) fn watch_from(&mut self, t: i64) {
+        self.watch_from = t;
+        self.next_boundary
+            .get_or_insert(window_start(t, self.len) + self.len);
     }
 
     pub(super) fn firing(&self) -> usize {
@@ -77,9 +103,11 @@ impl UnusedState {
         let Some(key) = key else { return };
         let unused_for = Self::unused_for(rule);
         if let Some(info) = catalog.get(key) {
-            self.next_due = self
-                .next_due
-                .min(info.first_seen.saturating_add(unused_for));
+            self.next_due = self.next_due.min(
+                info.first_seen
+                    .max(self.watch_from)
+                    .saturating_add(unused_for),
+            );
         }
         if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) {
             return;
@@ -145,7 +173,10 @@ impl UnusedState {
             if info.pending_deletion || self.fired.contains_key(key) || !Self::eligible(rule, key) {
                 continue;
             }
-            let since = self.last_use.get(key).map_or(info.first_seen, |(t, _)| *t);
+            let since = self
+                .last_use
+                .get(key)
+                .map_or(info.first_seen.max(self.watch_from), |(t, _)| *t);
             if since.saturating_add(unused_for) <= boundary {
                 due.push((key, since));
             } else {
@@ -159,6 +190,10 @@ impl UnusedState {
             let ids: Vec<Box<str>> = last.map(|(_, id)| id.clone()).into_iter().collect();
             let history = match last {
                 Some(_) => format!("since its last use at {}", format_rfc3339(since)),
+                None if catalog.get(key).is_some_and(|k| k.first_seen < since) => format!(
+                    "since the rule started watching it at {}",
+                    format_rfc3339(since)
+                ),
                 None => format!("since it was first seen at {}", format_rfc3339(since)),
             };
             out.push(make_alert(

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Map;
 
 use super::{
@@ -15,7 +17,8 @@ use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::format_rfc3339;
 
 /// What one group accumulates in one window.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Cell {
     /// Matching calls (for `ratio`: numerator calls).
     count: u64,
@@ -25,7 +28,8 @@ pub(super) struct Cell {
 }
 
 /// A group's counts in its trailing closed windows, oldest first.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct History {
     /// Start of the newest window recorded.
     last: i64,
@@ -71,14 +75,21 @@ impl History {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct WindowedState {
     windows: Windows<Cell>,
     /// Group key -> start of the window in which it began firing.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     firing: Map<Box<str>, i64>,
     /// `spike` only.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
     history: Map<Box<str>, History>,
+    /// Configuration, set again on restore.
+    #[serde(skip)]
     limits: EvalLimits,
+    /// Scratch space for group keys.
+    #[serde(skip)]
     buf: String,
 }
 
@@ -90,6 +101,23 @@ impl WindowedState {
             history: Map::default(),
             limits,
             buf: String::new(),
+        }
+    }
+
+    /// After loading from a state file: takes the configuration of `fresh` (same rule, current
+    /// settings).
+    pub(super) fn adopt_config(&mut self, fresh: &Self) {
+        self.windows.restore_len(fresh.windows.len_secs());
+        self.limits = fresh.limits;
+    }
+
+    /// Entries over a limit of `limits`, as (limit, entries held).
+    pub(super) fn over_limits(&self, limits: &EvalLimits) -> Vec<(&'static str, usize)> {
+        let groups = self.windows.count_cells().max(self.history.len());
+        if groups > limits.max_groups_per_rule {
+            vec![("max_groups_per_rule", groups)]
+        } else {
+            Vec::new()
         }
     }
 

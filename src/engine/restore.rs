@@ -1,0 +1,225 @@
+//! Engine state out and in: [`Engine::snapshot`] for a state file, [`Engine::restore`] to continue
+//! from one under the current configuration and rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::{Engine, EngineConfig};
+use crate::rules::{RuleSet, SavedRule};
+use crate::state::{
+    EngineState, LimitExceeded, SavedSettings, StateError, FORMAT, VERSION, WRITTEN_BY,
+};
+use crate::timefmt::format_rfc3339;
+
+/// Something restoring did that the operator should know about (the driver logs each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreNote {
+    /// A configured rule has no saved state: it starts fresh.
+    NewRule { rule: String },
+    /// A rule's definition changed since the state was saved: its saved state is dropped and it
+    /// starts fresh.
+    ChangedRule { rule: String },
+    /// A saved rule is no longer configured: its state is dropped, firing alerts included.
+    RemovedRule { rule: String, firing: usize },
+    /// The state remembered more call ids than `max_dedupe_ids`: the oldest were forgotten.
+    DedupeTrimmed {
+        forgotten: u64,
+        max_dedupe_ids: usize,
+    },
+}
+
+impl fmt::Display for RestoreNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreNote::NewRule { rule } => {
+                write!(f, "rule \"{rule}\" is not in the state: it starts fresh")
+            }
+            RestoreNote::ChangedRule { rule } => write!(
+                f,
+                "rule \"{rule}\" changed since the state was saved: its saved windows and baselines are dropped and it starts fresh"
+            ),
+            RestoreNote::RemovedRule { rule, firing } => {
+                write!(f, "rule \"{rule}\" is in the state but no longer configured: its state is dropped")?;
+                if *firing > 0 {
+                    write!(f, ", with {firing} firing alert(s) that will not be resolved")?;
+                }
+                Ok(())
+            }
+            RestoreNote::DedupeTrimmed {
+                forgotten,
+                max_dedupe_ids,
+            } => write!(
+                f,
+                "the state remembers more call ids than max_dedupe_ids ({max_dedupe_ids}): the oldest {forgotten} were forgotten"
+            ),
+        }
+    }
+}
+
+impl Engine {
+    /// A copy of everything the engine has learned, for [`crate::state::save`]. Take it between
+    /// objects and before [`Engine::finish`] (which closes windows for the end of a replay, not of
+    /// time). Copying lets a live driver write the file without holding the engine.
+    pub fn snapshot(&self) -> EngineState {
+        let c = &self.config;
+        EngineState {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            written_by: WRITTEN_BY.to_owned(),
+            saved_at_event_time: self.max_event_time.map(format_rfc3339),
+            settings: SavedSettings {
+                window_secs: c.window_secs,
+                allowed_lateness_secs: c.allowed_lateness_secs,
+                dedupe_horizon_secs: c.dedupe_horizon_secs,
+            },
+            watermark: self.watermark,
+            max_event_time: self.max_event_time,
+            counters: self.counters,
+            dedupe: self.dedupe.clone(),
+            catalog: self.catalog.clone(),
+            totals: self.totals.clone(),
+            rules: self.rules.iter().map(|r| r.save()).collect(),
+            origin: None,
+        }
+    }
+
+    /// An engine that continues from `state` under `config` and `rules`.
+    ///
+    /// Each rule continues from the saved state with its id and definition fingerprint
+    /// ([`crate::rules::Rule::fingerprint`]); a new or changed rule starts fresh (`unused` and
+    /// `new-principal` then judge keys from the state's latest event time, since they did not
+    /// watch before), and a removed rule's state is dropped, each with a [`RestoreNote`]. Limits
+    /// come from `config`: a dedupe window over `max_dedupe_ids` is trimmed oldest first, as the
+    /// cap does when running; any other saved state over its limit is an error naming every such
+    /// limit (nothing is dropped silently). A different `window_secs` is an error.
+    pub fn restore(
+        config: EngineConfig,
+        rules: RuleSet,
+        state: EngineState,
+    ) -> Result<(Engine, Vec<RestoreNote>), StateError> {
+        let path = state.origin();
+        if state.format != FORMAT {
+            return Err(StateError::NotState {
+                path,
+                found: format!("format \"{}\", expected \"{FORMAT}\"", state.format),
+            });
+        }
+        if state.version != VERSION {
+            return Err(StateError::Incompatible {
+                path,
+                found: state.version.into(),
+                expected: VERSION,
+                written_by: Some(state.written_by),
+            });
+        }
+        if state.settings.window_secs != config.window_secs {
+            return Err(StateError::Setting {
+                path,
+                setting: "window_secs",
+                saved: state.settings.window_secs,
+                current: config.window_secs,
+            });
+        }
+        let EngineState {
+            watermark,
+            max_event_time,
+            counters,
+            mut dedupe,
+            mut catalog,
+            mut totals,
+            rules: saved_rules,
+            ..
+        } = state;
+        let mut over = Vec::new();
+        let mut exceeded = |limit, rule: Option<&str>, held, configured| {
+            over.push(LimitExceeded {
+                limit,
+                rule: rule.map(str::to_owned),
+                held,
+                configured,
+            })
+        };
+        for (limit, held) in catalog.restore_limits(config.max_keys, config.max_aliases) {
+            let configured = match limit {
+                "max_keys" => config.max_keys,
+                _ => config.max_aliases,
+            };
+            exceeded(limit, None, held, configured);
+        }
+        if let Some(held) = totals.restore_limit(config.max_report_rows) {
+            exceeded("max_report_rows", None, held, config.max_report_rows);
+        }
+
+        let order: Vec<String> = saved_rules.iter().map(|r| r.rule.clone()).collect();
+        let mut saved: BTreeMap<String, SavedRule> = BTreeMap::new();
+        for r in saved_rules {
+            if saved.contains_key(&r.rule) {
+                return Err(StateError::Inconsistent {
+                    path,
+                    problem: format!("rule \"{}\" is saved twice", r.rule),
+                });
+            }
+            saved.insert(r.rule.clone(), r);
+        }
+
+        let limits = config.limits;
+        let mut engine = Engine::new(config, rules);
+        let mut notes = Vec::new();
+        for r in &mut engine.rules {
+            let id = r.rule.id.clone();
+            match saved.remove(&id) {
+                Some(s) if s.fingerprint == r.fingerprint() => {
+                    for (limit, held) in s.over_limits(&limits) {
+                        let configured = match limit {
+                            "max_principals_per_key" => limits.max_principals_per_key,
+                            _ => limits.max_groups_per_rule,
+                        };
+                        exceeded(limit, Some(&id), held, configured);
+                    }
+                    r.resume(s).map_err(|problem| StateError::Inconsistent {
+                        path: path.clone(),
+                        problem,
+                    })?;
+                    continue;
+                }
+                Some(_) => notes.push(RestoreNote::ChangedRule { rule: id }),
+                None => notes.push(RestoreNote::NewRule { rule: id }),
+            }
+            if let Some(t) = max_event_time {
+                r.watch_from(t);
+            }
+        }
+        for id in order {
+            if let Some(s) = saved.remove(&id) {
+                notes.push(RestoreNote::RemovedRule {
+                    firing: s.firing(),
+                    rule: id,
+                });
+            }
+        }
+        if !over.is_empty() {
+            return Err(StateError::OverLimits { path, over });
+        }
+
+        let max_dedupe_ids = engine.config.max_dedupe_ids;
+        let forgotten = dedupe.restore_limit(max_dedupe_ids);
+        if forgotten > 0 {
+            notes.push(RestoreNote::DedupeTrimmed {
+                forgotten,
+                max_dedupe_ids,
+            });
+        }
+        // Inventory keys come from the current rules; those the catalogue already knows are done.
+        engine.inventory.retain(|k| catalog.get(k).is_none());
+        engine.dedupe = dedupe;
+        engine.catalog = catalog;
+        engine.totals = totals;
+        engine.counters = counters;
+        engine.watermark = watermark;
+        engine.max_event_time = max_event_time;
+        Ok((engine, notes))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! Deterministic serialization of the hash maps and sets in engine state: entries sorted by key, so
+//! the same state always writes the same bytes (a state file can be diffed and compared).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Serialize, Serializer};
+
+/// A hash map serialized with its entries in key order.
+pub(crate) struct SortedMap<'a, K, V, H>(pub &'a HashMap<K, V, H>);
+
+impl<K: Ord + Serialize, V: Serialize, H> Serialize for SortedMap<'_, K, V, H> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<(&K, &V)> = self.0.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        s.collect_map(entries)
+    }
+}
+
+/// A hash set serialized as a sorted list.
+pub(crate) struct SortedSet<'a, T, H>(pub &'a HashSet<T, H>);
+
+impl<T: Ord + Serialize, H> Serialize for SortedSet<'_, T, H> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut items: Vec<&T> = self.0.iter().collect();
+        items.sort_unstable();
+        s.collect_seq(items)
+    }
+}
+
+/// `serialize_with` for a hash map.
+pub(crate) fn map<K: Ord + Serialize, V: Serialize, H, S: Serializer>(
+    m: &HashMap<K, V, H>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    SortedMap(m).serialize(s)
+}
+
+/// `serialize_with` for an ordered map of hash maps.
+pub(crate) fn map_of_maps<K0, K, V, H, S>(
+    m: &BTreeMap<K0, HashMap<K, V, H>>,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    K0: Serialize,
+    K: Ord + Serialize,
+    V: Serialize,
+    S: Serializer,
+{
+    s.collect_map(m.iter().map(|(k, v)| (k, SortedMap(v))))
+}
+
+/// `serialize_with` for a hash map of hash sets.
+pub(crate) fn map_of_sets<K, T, H1, H2, S>(
+    m: &HashMap<K, HashSet<T, H2>, H1>,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    K: Ord + Serialize,
+    T: Ord + Serialize,
+    S: Serializer,
+{
+    let mut entries: Vec<(&K, SortedSet<'_, T, H2>)> =
+        m.iter().map(|(k, v)| (k, SortedSet(v))).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
+}
