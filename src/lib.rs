@@ -24,8 +24,3 @@ mod serde_sorted;
 /// Output never depends on their iteration order: emitters sort first.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-
-// Worktrees share one CARGO_TARGET_DIR; naming the manifest dir makes cargo rebuild this crate
-// when another worktree built it last (otherwise it may reuse that worktree's artifact).
-// Removed when the branch is merged: leave it in place.
-const _WORKTREE: &str = env!("CARGO_MANIFEST_DIR");
