@@ -119,11 +119,19 @@ fn every_notification_shape_is_read_and_skips_are_deleted() {
     assert_eq!(metric(&m, "kmswatch_sqs_messages_failed_total", &[]), 0.0);
     assert_eq!(metric(&m, "kmswatch_s3_objects_fetched_total", &[]), 6.0);
     assert_eq!(
-        metric(&m, "kmswatch_s3_objects_skipped_total", &["reason=\"digest\""]),
+        metric(
+            &m,
+            "kmswatch_s3_objects_skipped_total",
+            &["reason=\"digest\""]
+        ),
         1.0
     );
     assert_eq!(
-        metric(&m, "kmswatch_s3_objects_skipped_total", &["reason=\"empty\""]),
+        metric(
+            &m,
+            "kmswatch_s3_objects_skipped_total",
+            &["reason=\"empty\""]
+        ),
         1.0
     );
     assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 18.0);
@@ -131,7 +139,11 @@ fn every_notification_shape_is_read_and_skips_are_deleted() {
         metric(
             &m,
             "kmswatch_kms_calls_total",
-            &["principal=\"arn:aws:iam::111111111111:role/app0\"", "operation=\"Decrypt\"", "outcome=\"ok\""]
+            &[
+                "principal=\"arn:aws:iam::111111111111:role/app0\"",
+                "operation=\"Decrypt\"",
+                "outcome=\"ok\""
+            ]
         ),
         6.0
     );
@@ -151,7 +163,12 @@ fn poison_messages_are_left_for_the_dead_letter_queue_while_good_ones_flow() {
     let mut bomb_json = br#"{"Records":[{"eventSource":"kms.amazonaws.com","pad":""#.to_vec();
     bomb_json.extend(std::iter::repeat_n(b' ', 3_000_000));
     bomb_json.extend(br#""}]}"#);
-    let mut corrupt = gzip(&log_file(&[decrypt_record("x", "2026-03-02T00:00:00Z", "a", "k1")]));
+    let mut corrupt = gzip(&log_file(&[decrypt_record(
+        "x",
+        "2026-03-02T00:00:00Z",
+        "a",
+        "k1",
+    )]));
     let n = corrupt.len();
     corrupt[n / 2..n - 8].iter_mut().for_each(|b| *b = 0x5a);
     let poison = [
@@ -170,8 +187,11 @@ fn poison_messages_are_left_for_the_dead_letter_queue_while_good_ones_flow() {
         for (i, p) in poison.iter().enumerate() {
             let id = format!("G{i}");
             c.put(BUCKET, &key(&id), object(&id, 3, i)).await;
-            c.send(&q.url, &cloudtrail_notification(BUCKET, &[&key(&id)], false))
-                .await;
+            c.send(
+                &q.url,
+                &cloudtrail_notification(BUCKET, &[&key(&id)], false),
+            )
+            .await;
             c.send(&q.url, p).await;
         }
         q
@@ -191,9 +211,18 @@ fn poison_messages_are_left_for_the_dead_letter_queue_while_good_ones_flow() {
         rt.block_on(c.depth(&q.url)) == 0
     });
     let m = svc.metrics();
-    assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 18.0, "{}", svc.log_text());
     assert_eq!(
-        metric(&m, "kmswatch_sqs_messages_deleted_total", &["reason=\"processed\""]),
+        metric(&m, "kmswatch_kms_calls_total", &[]),
+        18.0,
+        "{}",
+        svc.log_text()
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "kmswatch_sqs_messages_deleted_total",
+            &["reason=\"processed\""]
+        ),
         6.0
     );
     for reason in [
@@ -266,12 +295,26 @@ fn load_stream(rt: &tokio::runtime::Runtime, c: &Clients, queue: &str, n: usize,
             let id = format!("S{i:04}");
             let t = format!("2026-03-02T{:02}:{:02}:00Z", i / 60 % 24, i % 60);
             let mut recs: Vec<String> = (0..40)
-                .map(|j| decrypt_record(&format!("{id}-{j}"), &t, &format!("app{}", j % 5), &format!("k{}", j % 4)))
+                .map(|j| {
+                    decrypt_record(
+                        &format!("{id}-{j}"),
+                        &t,
+                        &format!("app{}", j % 5),
+                        &format!("k{}", j % 4),
+                    )
+                })
                 .collect();
             if i > 0 {
                 // The previous object's first records again.
                 let p = format!("S{:04}", i - 1);
-                recs.extend((0..5).map(|j| decrypt_record(&format!("{p}-{j}"), &t, &format!("app{}", j % 5), &format!("k{}", j % 4))));
+                recs.extend((0..5).map(|j| {
+                    decrypt_record(
+                        &format!("{p}-{j}"),
+                        &t,
+                        &format!("app{}", j % 5),
+                        &format!("k{}", j % 4),
+                    )
+                }));
             }
             let body = gzip(&log_file(&recs));
             let k = key(&id);
@@ -316,9 +359,10 @@ fn interrupted_stream_counts_every_event_once(signal: &str) {
         ),
     );
     // A short visibility timeout so that what the killed process had in flight returns quickly.
-    let cfg_text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[source]\n", "[source]\nvisibility_timeout_secs = 5\nfetch_concurrency = 2\n");
+    let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[source]\n",
+        "[source]\nvisibility_timeout_secs = 5\nfetch_concurrency = 2\n",
+    );
     std::fs::write(&cfg, cfg_text).unwrap();
     let log = dir.path().join("serve.log");
     let mut svc = Service::start(&cfg, port, &log);
@@ -331,7 +375,10 @@ fn interrupted_stream_counts_every_event_once(signal: &str) {
     }
     drop(svc);
     let remaining = rt.block_on(c.depth(&q.url));
-    assert!(remaining > 0, "the interruption came too late to test anything");
+    assert!(
+        remaining > 0,
+        "the interruption came too late to test anything"
+    );
     let mut svc = Service::start(&cfg, port, &log);
     wait_until(180, "queue drained after the restart", || {
         rt.block_on(c.depth(&q.url)) == 0
@@ -347,7 +394,11 @@ fn interrupted_stream_counts_every_event_once(signal: &str) {
         "--out",
         live.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let replayed = dir.path().join("replay-summary.json");
     let out = common::kmswatch(&[
         "replay",
@@ -358,7 +409,11 @@ fn interrupted_stream_counts_every_event_once(signal: &str) {
         dir.path().join("replay-alerts.jsonl").to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (live, replayed) = (summary_totals(&live), summary_totals(&replayed));
     assert_eq!(replayed["kms_calls"], serde_json::json!(n * 40));
     assert_eq!(live, replayed);
@@ -400,19 +455,35 @@ fn sighup_reloads_rules_and_keeps_the_old_ones_when_invalid() {
     let loaded = metric(&svc.metrics(), "kmswatch_rules_loaded", &[]);
     assert!(loaded >= 1.0);
 
-    std::fs::write(rules.join("bad.toml"), "[[rule]]\nid = \"x\"\nkind = \"nope\"\n").unwrap();
+    std::fs::write(
+        rules.join("bad.toml"),
+        "[[rule]]\nid = \"x\"\nkind = \"nope\"\n",
+    )
+    .unwrap();
     svc.signal("HUP");
     wait_until(30, "a failed reload", || {
-        metric(&svc.metrics(), "kmswatch_rule_reloads_total", &["result=\"error\""]) == 1.0
+        metric(
+            &svc.metrics(),
+            "kmswatch_rule_reloads_total",
+            &["result=\"error\""],
+        ) == 1.0
     });
     assert_eq!(metric(&svc.metrics(), "kmswatch_rules_loaded", &[]), loaded);
     assert!(svc.log_text().contains("bad.toml"), "{}", svc.log_text());
 
     std::fs::remove_file(rules.join("bad.toml")).unwrap();
-    std::fs::copy(common::repo().join("rules/volume.toml"), rules.join("volume.toml")).unwrap();
+    std::fs::copy(
+        common::repo().join("rules/volume.toml"),
+        rules.join("volume.toml"),
+    )
+    .unwrap();
     svc.signal("HUP");
     wait_until(30, "a successful reload", || {
-        metric(&svc.metrics(), "kmswatch_rule_reloads_total", &["result=\"ok\""]) == 1.0
+        metric(
+            &svc.metrics(),
+            "kmswatch_rule_reloads_total",
+            &["result=\"ok\""],
+        ) == 1.0
     });
     assert!(metric(&svc.metrics(), "kmswatch_rules_loaded", &[]) > loaded);
     assert!(svc.signal("TERM").unwrap().success());

@@ -5,6 +5,7 @@
 //! announce objects, fetched from S3), with the `retry` policy they share.
 
 mod dir;
+pub mod notify;
 pub mod retry;
 pub mod s3;
 pub mod sqs;

@@ -33,7 +33,10 @@ pub fn free_port() -> u16 {
 pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(Instant::now() < end, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -153,7 +156,9 @@ impl Clients {
             .queue_name(name)
             .attributes(
                 QueueAttributeName::RedrivePolicy,
-                format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#),
+                format!(
+                    r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#
+                ),
             )
             .send()
             .await
