@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod decode;
 pub mod engine;
 pub mod generate;
+pub mod problem;
 pub mod replay;
 pub mod report;
 pub mod rules;
