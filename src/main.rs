@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -37,6 +37,11 @@ enum Command {
     },
     /// Writes generated CloudTrail logs (the sample set, or a benchmark set).
     Generate(GenerateArgs),
+    /// The configuration of `kmswatch serve`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,6 +51,16 @@ enum RulesCommand {
         /// Rule files or directories of `*.toml` files.
         #[arg(default_value = "rules")]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Checks a configuration file, with the KMSWATCH_* environment overrides, and the rules it
+    /// names; reports every problem with file:line:col.
+    Check {
+        /// The configuration file (see kmswatch.example.toml).
+        path: PathBuf,
     },
 }
 
@@ -129,6 +144,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             }
         }),
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => Ok(check_config(&path)),
         Command::Generate(args) => {
             let profile = match args.profile {
                 ProfileArg::Sample => Profile::Sample,
@@ -154,6 +172,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints every problem of the configuration and of the rules it names; one line when all is well.
+fn check_config(path: &Path) -> ExitCode {
+    let (config, rule_paths) = match kmswatch::config::load(path) {
+        Ok(config) => {
+            let rules = config.rules.clone();
+            (Some(config), rules)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            (None, e.rules)
+        }
+    };
+    let rules = if rule_paths.is_empty() {
+        None
+    } else {
+        load_rules(&rule_paths).map_err(|e| print_problems(&e)).ok()
+    };
+    let (Some(config), Some(rules)) = (config, rules) else {
+        return ExitCode::FAILURE;
+    };
+    let state = config
+        .state
+        .as_ref()
+        .map_or("no durable state".to_string(), |s| {
+            format!("state in {}", s.path.display())
+        });
+    println!(
+        "{} OK: queue {}, {} bucket(s), {} rules from {}, http on {}, {}",
+        path.display(),
+        config.source.queue_url,
+        config.source.buckets.len(),
+        rules.rules.len(),
+        display_paths(&config.rules),
+        config.http.listen,
+        state
+    );
+    ExitCode::SUCCESS
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
