@@ -6,13 +6,16 @@
 
 pub mod aggregate;
 pub mod alerts;
+pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod generate;
 pub mod metrics;
+pub mod problem;
 pub mod replay;
 pub mod report;
 pub mod rules;
+pub mod serve;
 pub mod server;
 pub mod sources;
 pub mod state;

@@ -44,6 +44,23 @@ enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// The configuration of `kmswatch serve`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Runs the live service: SQS notifications, S3 objects, metrics on HTTP, alerts.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The configuration file (see kmswatch.example.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Log JSON lines instead of human-readable text (overrides `[log] format`).
+    #[arg(long)]
+    log_json: bool,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +82,16 @@ enum RulesCommand {
         /// Rule files or directories of `*.toml` files.
         #[arg(default_value = "rules")]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Checks a configuration file, with the KMSWATCH_* environment overrides, and the rules it
+    /// names; reports every problem with file:line:col.
+    Check {
+        /// The configuration file (see kmswatch.example.toml).
+        path: PathBuf,
     },
 }
 
@@ -143,6 +170,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Serve(args) => run_serve(args),
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => Ok(match load_rules(&paths) {
@@ -155,6 +183,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             }
         }),
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => Ok(check_config(&path)),
         Command::Generate(args) => {
             let profile = match args.profile {
                 ProfileArg::Sample => Profile::Sample,
@@ -201,6 +232,80 @@ fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> Result<()> 
     serde_json::to_writer_pretty(&mut w, value).with_context(|| format!("writing {name}"))?;
     w.write_all(b"\n")?;
     w.flush().with_context(|| format!("writing {name}"))
+}
+
+/// Prints every problem of the configuration and of the rules it names; one line when all is well.
+fn check_config(path: &Path) -> ExitCode {
+    let (config, rule_paths) = match kmswatch::config::load(path) {
+        Ok(config) => {
+            let rules = config.rules.clone();
+            (Some(config), rules)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            (None, e.rules)
+        }
+    };
+    let rules = if rule_paths.is_empty() {
+        None
+    } else {
+        load_rules(&rule_paths).map_err(|e| print_problems(&e)).ok()
+    };
+    let (Some(config), Some(rules)) = (config, rules) else {
+        return ExitCode::FAILURE;
+    };
+    let state = config
+        .state
+        .as_ref()
+        .map_or("no durable state".to_string(), |s| {
+            format!("state in {}", s.path.display())
+        });
+    println!(
+        "{} OK: queue {}, {} bucket(s), {} rules from {}, http on {}, {}",
+        path.display(),
+        config.source.queue_url,
+        config.source.buckets.len(),
+        rules.rules.len(),
+        display_paths(&config.rules),
+        config.http.listen,
+        state
+    );
+    ExitCode::SUCCESS
+}
+
+fn run_serve(args: ServeArgs) -> Result<ExitCode> {
+    let config = match kmswatch::config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_tracing(args.log_json || config.log.format == kmswatch::config::LogFormat::Json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(kmswatch::serve::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr; the level comes from `RUST_LOG` (default: info, with the AWS SDK at warn).
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn,aws_sdk_sqs=warn",
+        )
+    });
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

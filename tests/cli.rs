@@ -1,8 +1,24 @@
-//! The command line as a user runs it: `rules check`, `replay --summary`, exit codes.
+//! The command line as a user runs it: `rules check`, `config check`, `replay --summary`, exit codes.
 
 mod common;
 
+use std::process::{Command, Output};
+
 use common::*;
+
+/// Runs kmswatch with no `KMSWATCH_*` override but those given.
+fn kmswatch_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmswatch"));
+    cmd.args(args).current_dir(repo());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KMSWATCH_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(vars.iter().copied())
+        .output()
+        .expect("running kmswatch")
+}
 
 #[test]
 fn rules_check_accepts_the_shipped_rules() {
@@ -303,5 +319,58 @@ fn replay_state_in_notes_rules_that_are_gone() {
     assert_eq!(
         notes[0],
         "note: rule \"key-deletion-scheduled\" is in the state but no longer configured: its state is dropped"
+    );
+}
+
+#[test]
+fn config_check_accepts_the_example() {
+    let out = kmswatch_with_env(&["config", "check", "kmswatch.example.toml"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kmswatch.example.toml OK: queue https://sqs.us-east-1.amazonaws.com/123456789012/cloudtrail-kms, \
+         1 bucket(s), 14 rules from rules, http on 127.0.0.1:9464, no durable state\n"
+    );
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn config_check_reports_every_problem_of_the_file_the_environment_and_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kmswatch.toml");
+    write(
+        &config,
+        b"[source]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"\n\
+          buckets = [\"Trail\"]\nrecievers = 4\n[engine]\nwindow_secs = 0\n[rules]\npaths = [\"my-rules\"]\n",
+    );
+    write(
+        &dir.path().join("my-rules/a.toml"),
+        b"[[rule]]\nid = \"x\"\nkind = \"event\"\nseverity = \"hihg\"\ndescription = \"d\"\n",
+    );
+    let out = kmswatch_with_env(
+        &["config", "check", config.to_str().unwrap()],
+        &[("KMSWATCH_LISTEN", "localhost:80")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let c = config.display().to_string();
+    let rule = dir.path().join("my-rules/a.toml").display().to_string();
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        vec![
+            format!("{c}:3:12: invalid bucket name \"Trail\" in source.buckets: a bucket name holds only lowercase letters, digits, \".\" and \"-\""),
+            format!("{c}:4:1: unknown field \"recievers\" in [source] (did you mean \"receivers\"?)"),
+            format!("{c}:6:15: engine.window_secs must be between 1 and 31622400, got 0"),
+            "$KMSWATCH_LISTEN: invalid http.listen \"localhost:80\": expected IP:PORT, like 127.0.0.1:9464, or 0.0.0.0:9464 for every interface (host names are not resolved)".to_owned(),
+            format!("4 problem(s) in configuration {c}"),
+            format!("{rule}:4:12: unknown severity \"hihg\" (did you mean \"high\"?)"),
+            "1 problem(s) in rule files".to_owned(),
+        ],
+        "{stderr}"
     );
 }

@@ -82,7 +82,7 @@ fn every_notification_shape_is_read_and_skips_are_deleted() {
         }
         let digest = "AWSLogs/o-test123/111111111111/CloudTrail-Digest/us-east-1/2026/03/02/111111111111_CloudTrail-Digest_us-east-1_x_us-east-1_20260302T001500Z.json.gz";
         c.put(BUCKET, digest, b"{}".to_vec()).await;
-        c.put(BUCKET, "AWSLogs/empty/", Vec::new()).await;
+        c.put(BUCKET, &key("EMPTY"), Vec::new()).await;
         for body in [
             cloudtrail_notification(BUCKET, &[&key("A"), &key("B")], false),
             cloudtrail_notification(BUCKET, &[&key("C")], true),
@@ -92,7 +92,7 @@ fn every_notification_shape_is_read_and_skips_are_deleted() {
             S3_TEST_EVENT.to_string(),
             sns_envelope(S3_TEST_EVENT),
             cloudtrail_notification(BUCKET, &[digest], false),
-            s3_event(BUCKET, "AWSLogs/empty/", 0),
+            s3_event(BUCKET, &key("EMPTY"), 0),
         ] {
             c.send(&q.url, &body).await;
         }

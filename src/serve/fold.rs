@@ -44,7 +44,9 @@ impl Fold {
         let mut alerts = Vec::new();
         let mut pending: Vec<Arc<Msg>> = Vec::new();
         let mut last_save = Instant::now();
-        self.metrics.rules_loaded.set(self.engine.rules().len() as i64);
+        self.metrics
+            .rules_loaded
+            .set(self.engine.rules().len() as i64);
         while let Some(item) = rx.blocking_recv() {
             match item {
                 FoldItem::Object {
@@ -75,15 +77,22 @@ impl Fold {
                                 info!(%note, "rule reload");
                             }
                             self.engine = engine;
-                            let ids: Vec<String> =
-                                self.engine.rules().iter().map(|r| r.rule.id.clone()).collect();
+                            let ids: Vec<String> = self
+                                .engine
+                                .rules()
+                                .iter()
+                                .map(|r| r.rule.id.clone())
+                                .collect();
                             self.board.retain_rules(|r| ids.iter().any(|i| i == r));
                             self.metrics.rules_loaded.set(n as i64);
                             self.metrics.rule_reloads.with_label_values(&["ok"]).inc();
                             info!(rules = n, "rules reloaded");
                         }
                         Err(error) => {
-                            self.metrics.rule_reloads.with_label_values(&["error"]).inc();
+                            self.metrics
+                                .rule_reloads
+                                .with_label_values(&["error"])
+                                .inc();
                             error!(%error, "reloaded rules could not take over the state; keeping the old rules");
                         }
                     }
@@ -108,10 +117,10 @@ impl Fold {
                 Some(_) => {}
             }
         }
-        if self.checkpoint.is_none() || self.save() {
-            if !pending.is_empty() {
-                self.ack(Ack::Delete(pending, "processed"));
-            }
+        // The last save happens even with nothing to delete: the watermark and windows moved.
+        let saved = self.save();
+        if saved && !pending.is_empty() {
+            self.ack(Ack::Delete(pending, "processed"));
         }
         if let Some(s) = &mut self.sink {
             if let Err(error) = s.flush() {
@@ -130,7 +139,10 @@ impl Fold {
     ) {
         let d = match outcome {
             ObjectOutcome::Failed(reason) => {
-                self.metrics.objects_failed.with_label_values(&[reason]).inc();
+                self.metrics
+                    .objects_failed
+                    .with_label_values(&[reason])
+                    .inc();
                 msg.fail(reason);
                 return;
             }
@@ -150,7 +162,9 @@ impl Fold {
                     }
                     let key = self.engine.catalog().resolve(call.key.as_ref());
                     self.metrics.kms_call(call, key.as_deref());
-                    self.metrics.event_lag.observe((now - call.time).max(0) as f64);
+                    self.metrics
+                        .event_lag
+                        .observe((now - call.time).max(0) as f64);
                 }
             }
         }

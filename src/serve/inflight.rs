@@ -75,10 +75,6 @@ impl Inflight {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Map<u64, Arc<Msg>>> {
         self.msgs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -167,7 +163,11 @@ mod tests {
         let a = f.register(&received("a", Some(10_000)), 1, 100);
         f.register(&received("b", Some(40_000)), 1, 130);
         assert_eq!(f.oldest_age_secs(70_000), 60);
-        let due: Vec<_> = f.due_for_extension(110).iter().map(|m| m.id.clone()).collect();
+        let due: Vec<_> = f
+            .due_for_extension(110)
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
         assert_eq!(due, ["a"]);
         f.remove(a.seq);
         assert_eq!(f.oldest_age_secs(70_000), 30);

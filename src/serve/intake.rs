@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::decode::{decode_object, DecodeLimits, DecodedObject};
+use crate::decode::{decode_object, DecodeLimits};
 use crate::metrics::Metrics;
 use crate::server::Readiness;
 use crate::sources::notify::{parse_notification, Notification};
@@ -247,6 +247,3 @@ async fn fetch_and_decode(f: &Fetching, msg: &Msg, bucket: &str, key: &str) -> O
         }
     }
 }
-
-/// Keeps `DecodedObject` in use from this module (the fold consumes it).
-pub type Decoded = DecodedObject;

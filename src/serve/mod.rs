@@ -154,7 +154,8 @@ async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Cli
     }
     let sdk = loader.load().await;
     // A custom endpoint (LocalStack, moto, MinIO) needs path-style bucket addressing.
-    let custom = cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let custom =
+        cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(custom)
         .build();
@@ -401,7 +402,10 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let _ = reloader.await;
     let deadline = Duration::from_secs(cfg.shutdown_deadline_secs);
     let mut dispatcher = dispatcher;
-    if tokio::time::timeout(deadline, &mut dispatcher).await.is_err() {
+    if tokio::time::timeout(deadline, &mut dispatcher)
+        .await
+        .is_err()
+    {
         warn!(
             deadline_secs = cfg.shutdown_deadline_secs,
             "shutdown deadline passed; unfinished objects are dropped and their messages released"

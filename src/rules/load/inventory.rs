@@ -6,9 +6,9 @@ use std::path::Path;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::files::{read_text, ReadError};
 use super::values::Checker;
-use super::{problem_at_start, RuleProblem};
+use super::RuleProblem;
+use crate::problem::{read_text, ReadError};
 
 impl Checker<'_> {
     /// The key ARNs of an inventory file named relative to the rule file's directory.
@@ -26,7 +26,7 @@ impl Checker<'_> {
         let text = match read_text(&path) {
             Ok(text) => text,
             Err(ReadError::NotUtf8 { offset }) => {
-                self.report_elsewhere(problem_at_start(
+                self.report_elsewhere(RuleProblem::at_start(
                     &path,
                     format!(
                         "inventory file is not valid UTF-8 (first invalid byte at offset {offset})"

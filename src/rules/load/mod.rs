@@ -6,58 +6,35 @@
 //! only when no file has any problem.
 //!
 //! This module owns the public API and the walk over files and their top-level keys. The rest:
-//! - `files`: which files a directory holds, reading a file as UTF-8, byte offsets to line and column;
+//! - `files`: which files a directory holds (reading text, line and column, did-you-mean hints are
+//!   shared with the configuration loader in `crate::problem`);
 //! - `values`: the problem collector of one file, and typed readers for the values of a rule table;
 //! - `rule`: one `[[rule]]` table into a `Rule`: required, unknown and common fields, duplicate ids;
 //! - `filter`: the filter fields; `kind`: the kinds, their parameters and defaults;
-//! - `inventory`: the key inventory file of an `unused` rule;
-//! - `suggest`: did-you-mean hints.
+//! - `inventory`: the key inventory file of an `unused` rule.
 
 mod files;
 mod filter;
 mod inventory;
 mod kind;
 mod rule;
-mod suggest;
 #[cfg(test)]
 mod tests;
 mod values;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
 use super::model::{Rule, RuleOrigin, RuleSet};
-use files::{read_text, toml_files_in, ReadError, Source};
-use suggest::suggest;
-use values::{a_type, Checker};
+use crate::problem::{a_type, read_text, suggest, Problem, ReadError, Source};
+use files::toml_files_in;
+use values::Checker;
 
-/// One problem in one rule file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleProblem {
-    pub file: PathBuf,
-    /// 1-based line of the offending key or value.
-    pub line: usize,
-    /// 1-based column (in characters) of the offending key or value.
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for RuleProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
-    }
-}
+/// One problem in one rule file, rendered `file:line:col: message`.
+pub type RuleProblem = Problem;
 
 /// Every problem found while loading rules.
 #[derive(Debug, thiserror::Error)]
@@ -78,13 +55,13 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => match toml_files_in(path) {
                 Ok(files) => files.iter().for_each(|file| loader.load_file(file)),
-                Err(e) => loader.problems.push(problem_at_start(
+                Err(e) => loader.problems.push(Problem::at_start(
                     path,
                     format!("cannot read rule directory: {e}"),
                 )),
             },
             Ok(_) => loader.load_file(path),
-            Err(e) => loader.problems.push(problem_at_start(
+            Err(e) => loader.problems.push(Problem::at_start(
                 path,
                 format!("cannot read rule file: {e}"),
             )),
@@ -98,7 +75,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
         } else {
             format!("no rules found in {}", names.join(", "))
         };
-        loader.problems.push(problem_at_start(&file, message));
+        loader.problems.push(Problem::at_start(&file, message));
     }
     if loader.problems.is_empty() {
         Ok(RuleSet {
@@ -108,16 +85,6 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
         Err(LoadError {
             problems: loader.problems,
         })
-    }
-}
-
-/// A problem about a whole file (or a path), reported at its start.
-fn problem_at_start(file: &Path, message: String) -> RuleProblem {
-    RuleProblem {
-        file: file.to_path_buf(),
-        line: 1,
-        col: 1,
-        message,
     }
 }
 
@@ -137,14 +104,14 @@ impl Loader {
         let text = match read_text(file) {
             Ok(text) => text,
             Err(ReadError::Io(e)) => {
-                self.problems.push(problem_at_start(
+                self.problems.push(Problem::at_start(
                     file,
                     format!("cannot read rule file: {e}"),
                 ));
                 return;
             }
             Err(ReadError::NotUtf8 { offset }) => {
-                self.problems.push(problem_at_start(
+                self.problems.push(Problem::at_start(
                     file,
                     format!("file is not valid UTF-8 (first invalid byte at offset {offset})"),
                 ));

@@ -8,8 +8,8 @@ use toml::de::DeTable;
 
 use super::filter::check_filter;
 use super::kind::{check_kind, is_param_of_any_kind, kind_params, KINDS};
-use super::suggest::distance_if_close;
 use super::values::{Checker, Fields};
+use crate::problem::distance_if_close;
 use crate::rules::model::{Dim, Rule, RuleOrigin, Severity};
 
 /// Fields every rule may have, whatever its kind.

@@ -8,9 +8,8 @@ use globset::{Glob, GlobSetBuilder};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::files::Source;
-use super::suggest::with_hint;
 use super::RuleProblem;
+use crate::problem::{a_type, with_hint, Source};
 use crate::rules::model::{Dim, Globs};
 
 /// Collects the problems of one rule file.
@@ -356,18 +355,5 @@ impl<'t, 'i> Fields<'t, 'i> {
             ck.report(self.header.clone(), message);
         }
         self.get(name)
-    }
-}
-
-/// "a string", "an integer", ...: a value's type for messages.
-pub(super) fn a_type(value: &DeValue<'_>) -> &'static str {
-    match value {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a datetime",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
     }
 }

@@ -1,7 +1,7 @@
 //! Did-you-mean hints: the closest known name to a misspelt one, by edit distance.
 
 /// `message` plus a did-you-mean, or the list of valid values.
-pub(super) fn with_hint(message: String, got: &str, options: &[&str]) -> String {
+pub(crate) fn with_hint(message: String, got: &str, options: &[&str]) -> String {
     match suggest(got, options) {
         Some(s) => format!("{message} (did you mean \"{s}\"?)"),
         None => format!("{message} (expected one of: {})", options.join(", ")),
@@ -9,7 +9,7 @@ pub(super) fn with_hint(message: String, got: &str, options: &[&str]) -> String 
 }
 
 /// The closest of `options` within edit distance 2 (and closer than its own length), if any.
-pub(super) fn suggest<'o>(got: &str, options: &[&'o str]) -> Option<&'o str> {
+pub(crate) fn suggest<'o>(got: &str, options: &[&'o str]) -> Option<&'o str> {
     options
         .iter()
         .filter_map(|o| distance_if_close(got, o).map(|d| (d, *o)))
@@ -19,7 +19,7 @@ pub(super) fn suggest<'o>(got: &str, options: &[&'o str]) -> Option<&'o str> {
 
 /// The edit distance from `got` to `option` when it is close enough to suggest `option`: at most 2,
 /// and less than the length of `option`.
-pub(super) fn distance_if_close(got: &str, option: &str) -> Option<usize> {
+pub(crate) fn distance_if_close(got: &str, option: &str) -> Option<usize> {
     let d = levenshtein(got, option);
     (d <= 2 && d < option.chars().count()).then_some(d)
 }

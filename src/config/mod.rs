@@ -1,0 +1,294 @@
+//! The configuration of `kmswatch serve`: the validated [`ServeConfig`] and loading it from a TOML
+//! file plus environment overrides, reporting every problem at once with `file:line:col`.
+//!
+//! Two stages (see `kmswatch.example.toml` for every option):
+//! - `raw`: serde structs mirroring the file, every field optional, unknown fields denied;
+//!   `read` turns the text into them, keeping every syntax error, unknown field and wrongly typed
+//!   value as a problem (a bad entry is dropped and reading goes on);
+//! - `validate`: applies the environment overrides and the defaults, checks ranges and formats
+//!   and yields the typed values below, or every problem found.
+//!
+//! `problems` collects the problems of both stages, located in the file or in a variable;
+//! `formats` says what valid URLs, regions, bucket names and addresses look like.
+
+mod formats;
+mod problems;
+mod raw;
+mod read;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::decode::DecodeLimits;
+use crate::engine::EngineConfig;
+use crate::problem::{read_text, Problem, ReadError, Source};
+
+/// Everything `kmswatch serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub source: SourceConfig,
+    pub engine: EngineConfig,
+    pub decode: DecodeLimits,
+    /// Rule files or directories; relative paths in the file are resolved against its directory.
+    pub rules: Vec<PathBuf>,
+    /// Where durable state is saved; `None`: the service starts empty after each restart.
+    pub state: Option<StateConfig>,
+    pub http: HttpConfig,
+    pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
+    pub log: LogConfig,
+    /// How long a graceful shutdown (drain, flush, save) may take before the service exits anyway.
+    pub shutdown_deadline_secs: u64,
+}
+
+impl ServeConfig {
+    /// The defaults for everything but the source; rules from `rules` (relative to the current
+    /// directory).
+    pub fn new(source: SourceConfig) -> Self {
+        ServeConfig {
+            source,
+            engine: EngineConfig::default(),
+            decode: DecodeLimits::default(),
+            rules: vec![PathBuf::from("rules")],
+            state: None,
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+            alerts: AlertsConfig::default(),
+            log: LogConfig::default(),
+            shutdown_deadline_secs: 30,
+        }
+    }
+}
+
+/// The live source: S3 event notifications on an SQS queue, objects fetched from S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub queue_url: String,
+    /// Objects in any other bucket are refused (a notification names the bucket to fetch from).
+    pub buckets: Vec<String>,
+    /// `None`: the SDK's default chain (`AWS_REGION`, profile, instance metadata).
+    pub region: Option<String>,
+    /// For LocalStack or moto; the SDK also honours `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Concurrent `ReceiveMessage` loops.
+    pub receivers: usize,
+    pub max_messages_per_receive: i32,
+    /// Long polling: how long one `ReceiveMessage` waits for messages.
+    pub wait_time_secs: i32,
+    /// What the visibility of in-flight messages is extended to while their objects are processed.
+    pub visibility_timeout_secs: i32,
+    /// A message that failed permanently is made visible again after this long, so the queue's
+    /// redrive policy moves it to the dead-letter queue after `maxReceiveCount` tries.
+    pub failed_message_visibility_secs: i32,
+    /// Objects fetched and decoded at once.
+    pub fetch_concurrency: usize,
+    /// Tries of a retryable S3 or SQS call, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry; it doubles up to `retry_max_ms`, with jitter.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Capacity of each bounded channel between stages (the back-pressure).
+    pub queue_depth: usize,
+    /// Advance the watermark from the wall clock too, so windows close while no logs arrive.
+    pub close_windows_on_wall_clock: bool,
+}
+
+impl SourceConfig {
+    /// The defaults for everything but the queue and the buckets.
+    pub fn new(queue_url: impl Into<String>, buckets: Vec<String>) -> Self {
+        SourceConfig {
+            queue_url: queue_url.into(),
+            buckets,
+            region: None,
+            endpoint_url: None,
+            receivers: 2,
+            max_messages_per_receive: 10,
+            wait_time_secs: 20,
+            visibility_timeout_secs: 300,
+            failed_message_visibility_secs: 60,
+            fetch_concurrency: 8,
+            max_attempts: 5,
+            retry_base_ms: 200,
+            retry_max_ms: 20_000,
+            queue_depth: 32,
+            close_windows_on_wall_clock: true,
+        }
+    }
+}
+
+/// Durable state (watermark, dedupe ids, rule state), saved periodically and at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub path: PathBuf,
+    pub save_interval_secs: u64,
+}
+
+impl StateConfig {
+    /// The default save interval.
+    pub fn new(path: PathBuf) -> Self {
+        StateConfig {
+            path,
+            save_interval_secs: 30,
+        }
+    }
+}
+
+/// The HTTP endpoint (`/metrics`, health).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
+        }
+    }
+}
+
+/// Caps on metric cardinality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Distinct values kept per business label (key, principal, service, ...): log contents
+    /// choose these values, so they are capped.
+    pub max_label_values: usize,
+    /// Series kept per metric.
+    pub max_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            max_label_values: 200,
+            max_series: 20_000,
+        }
+    }
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// Alerts as JSON lines (`kmswatch.alert/v1`); `None`: not written.
+    pub jsonl: Option<JsonlTarget>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            jsonl: Some(JsonlTarget::Stdout),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonlTarget {
+    Stdout,
+    /// Appended to.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// One problem in the configuration: in the file, or in an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigProblem {
+    /// Rendered `file:line:col: message`.
+    File(Problem),
+    /// Rendered `$VAR: message`.
+    Env { var: &'static str, message: String },
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigProblem::File(p) => p.fmt(f),
+            ConfigProblem::Env { var, message } => write!(f, "${var}: {message}"),
+        }
+    }
+}
+
+/// Every problem found in a configuration; displayed one problem a line, then a count.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", render(.file, .problems))]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// File problems by position, then environment problems.
+    pub problems: Vec<ConfigProblem>,
+    /// The rule paths the configuration names, when they are valid (empty otherwise): lets a
+    /// check report the rules' problems together with the configuration's.
+    pub rules: Vec<PathBuf>,
+}
+
+fn render(file: &Path, problems: &[ConfigProblem]) -> String {
+    let mut out = String::new();
+    for p in problems {
+        out.push_str(&p.to_string());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{} problem(s) in configuration {}",
+        problems.len(),
+        file.display()
+    ));
+    out
+}
+
+/// Reads the configuration file at `path` and applies the `KMSWATCH_*` environment overrides.
+pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+    let message = match read_text(path) {
+        Ok(text) => {
+            return parse(&text, path, &|var| {
+                std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+            })
+        }
+        Err(ReadError::Io(e)) => format!("cannot read configuration file: {e}"),
+        Err(ReadError::NotUtf8 { offset }) => {
+            format!("file is not valid UTF-8 (first invalid byte at offset {offset})")
+        }
+    };
+    Err(ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![ConfigProblem::File(Problem::at_start(path, message))],
+        rules: Vec::new(),
+    })
+}
+
+/// Parses and validates configuration `text` read from `origin` (named in problems; relative
+/// paths in the text are resolved against its directory), with `env` giving the environment.
+pub fn parse(
+    text: &str,
+    origin: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServeConfig, ConfigError> {
+    let src = Source::new(origin, text);
+    let mut ck = problems::Checker::new(&src);
+    let (config, rules) = match read::read(text, &mut ck) {
+        Some(raw) => validate::validate(&raw, &mut ck, env),
+        None => (None, Vec::new()),
+    };
+    let problems = ck.into_problems();
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigError {
+            file: origin.to_path_buf(),
+            problems,
+            rules,
+        }),
+    }
+}
