@@ -58,6 +58,10 @@ struct ServeArgs {
     /// The configuration file (see kmswatch.example.toml).
     #[arg(long)]
     config: PathBuf,
+    /// The state file to continue from and save to (overrides `[state] path`); a file written by
+    /// `kmswatch replay --state-out` warms the service with history.
+    #[arg(long)]
+    state: Option<PathBuf>,
     /// Log JSON lines instead of human-readable text (overrides `[log] format`).
     #[arg(long)]
     log_json: bool,
@@ -274,13 +278,19 @@ fn check_config(path: &Path) -> ExitCode {
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {
-    let config = match kmswatch::config::load(&args.config) {
+    let mut config = match kmswatch::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
+    if let Some(path) = args.state {
+        match &mut config.state {
+            Some(s) => s.path = path,
+            None => config.state = Some(kmswatch::config::StateConfig::new(path)),
+        }
+    }
     init_tracing(args.log_json || config.log.format == kmswatch::config::LogFormat::Json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

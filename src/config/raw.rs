@@ -58,6 +58,8 @@ pub(super) struct RawSource {
     pub wait_time_secs: Field<i64>,
     /// Visibility timeout in-flight messages are extended to.
     pub visibility_timeout_secs: Field<i64>,
+    /// Seconds before a permanently failed message is visible again.
+    pub failed_message_visibility_secs: Field<i64>,
     /// Objects fetched and decoded at once.
     pub fetch_concurrency: Field<i64>,
     /// Tries of a retryable S3 or SQS call.
@@ -68,8 +70,6 @@ pub(super) struct RawSource {
     pub retry_max_ms: Field<i64>,
     /// Capacity of each channel between stages.
     pub queue_depth: Field<i64>,
-    /// Seconds before a permanently failed message is visible again.
-    pub failed_message_visibility_secs: Field<i64>,
     /// Whether the wall clock advances the watermark.
     pub close_windows_on_wall_clock: Field<bool>,
 }

@@ -123,7 +123,7 @@ fn each_value_out_of_range_is_reported_at_the_value() {
         ("source", "wait_time_secs = 21", "source.wait_time_secs must be between 0 and 20, got 21"),
         ("source", "visibility_timeout_secs = 4", "source.visibility_timeout_secs must be between 5 and 43200, got 4"),
         ("source", "failed_message_visibility_secs = -1", "source.failed_message_visibility_secs must be between 0 and 43200, got -1"),
-        ("source", "visibility_timeout_secs = 43201", "source.visibility_timeout_secs must be between 30 and 43200, got 43201"),
+        ("source", "visibility_timeout_secs = 43201", "source.visibility_timeout_secs must be between 5 and 43200, got 43201"),
         ("source", "fetch_concurrency = 0", "source.fetch_concurrency must be between 1 and 256, got 0"),
         ("source", "fetch_concurrency = 257", "source.fetch_concurrency must be between 1 and 256, got 257"),
         ("source", "max_attempts = 0", "source.max_attempts must be between 1 and 20, got 0"),
