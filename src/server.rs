@@ -187,6 +187,61 @@ mod tests {
         );
     }
 
+    fn alert(rule: &str, key: &str, state: AlertState) -> Alert {
+        use crate::alerts::{Evidence, Group, ALERT_SCHEMA};
+        use crate::rules::{Dim, Severity};
+        Alert {
+            schema: ALERT_SCHEMA,
+            rule: rule.into(),
+            kind: "threshold",
+            severity: Severity::High,
+            state,
+            group: Group(vec![(Dim::Key, Some(key.into()))]),
+            window_start: 1_772_409_600,
+            window_end: 1_772_409_900,
+            value: 7.0,
+            threshold: 5.0,
+            baseline: None,
+            summary: format!("{rule} on {key}"),
+            description: String::new(),
+            evidence: Evidence {
+                count: 7,
+                event_ids: vec!["e1".into()],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn api_alerts_lists_what_fires_until_it_resolves() {
+        let s = state();
+        s.alerts.apply(&alert("r2", "k1", AlertState::Firing));
+        s.alerts.apply(&alert("r1", "k2", AlertState::Firing));
+        s.alerts.apply(&alert("r1", "k1", AlertState::Firing));
+        s.alerts.apply(&alert("r1", "k2", AlertState::Resolved));
+        let (status, body) = get(&s, "/api/alerts").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["schema"], "kmswatch.firing/v1");
+        let firing: Vec<(String, String)> = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["rule"].as_str().unwrap().to_owned(),
+                    a["group"]["key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            firing,
+            [("r1".into(), "k1".into()), ("r2".into(), "k1".into())]
+        );
+        assert_eq!(v["alerts"][0]["state"], "firing");
+        s.alerts.retain_rules(|r| r == "r2");
+        assert_eq!(s.alerts.firing().len(), 1);
+    }
+
     #[tokio::test]
     async fn unknown_paths_are_404() {
         assert_eq!(get(&state(), "/nope").await.0, StatusCode::NOT_FOUND);

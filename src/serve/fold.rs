@@ -215,3 +215,144 @@ impl Fold {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::DecodedObject;
+    use crate::engine::EngineConfig;
+    use crate::metrics::LabelLimits;
+    use crate::rules::test_support::{decrypt, rule};
+    use crate::rules::{RuleKind, RuleSet};
+    use crate::serve::inflight::Inflight;
+    use crate::sources::sqs::Received;
+
+    const T0: i64 = 1_772_409_600; // 2026-03-02T00:00:00Z, a window boundary
+
+    fn fold(checkpoint: Option<Checkpointing>, wall_clock: bool) -> (Fold, mpsc::Receiver<Ack>) {
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
+        };
+        let (acks, rx) = mpsc::channel(16);
+        let f = Fold {
+            engine: Engine::new(EngineConfig::default(), rules),
+            metrics: Arc::new(Metrics::new(LabelLimits::default())),
+            board: Arc::new(AlertBoard::default()),
+            sink: None,
+            checkpoint,
+            wall_clock,
+            acks,
+        };
+        (f, rx)
+    }
+
+    fn object(inflight: &Inflight, id: &str, first_event: u128, time: i64) -> FoldItem {
+        let msg = inflight.register(
+            &Received {
+                id: id.into(),
+                receipt: format!("r-{id}"),
+                body: String::new(),
+                sent_at_ms: None,
+                receive_count: 1,
+            },
+            1,
+            0,
+        );
+        let calls = (0..2)
+            .map(|i| {
+                let mut c = decrypt("arn:aws:kms:us-east-1:111111111111:key/k", "p");
+                c.time = time;
+                c.dedupe_id = first_event + i;
+                c.event_id = format!("e{}", first_event + i).into();
+                c
+            })
+            .collect();
+        FoldItem::Object {
+            msg,
+            object: ObjectRef::S3 {
+                bucket: "b".into(),
+                key: id.into(),
+            },
+            outcome: ObjectOutcome::Decoded(Box::new(DecodedObject {
+                calls,
+                ..DecodedObject::default()
+            })),
+        }
+    }
+
+    fn deleted(rx: &mut mpsc::Receiver<Ack>) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Ok(a) = rx.try_recv() {
+            if let Ack::Delete(msgs, _) = a {
+                ids.extend(msgs.iter().map(|m| m.id.clone()));
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn the_wall_clock_closes_windows_without_new_events() {
+        for wall_clock in [false, true] {
+            let (f, mut acks) = fold(None, wall_clock);
+            let (board, metrics) = (f.board.clone(), f.metrics.clone());
+            let inflight = Inflight::default();
+            let (tx, rx) = mpsc::channel(16);
+            tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+            // Long after the window: now - lateness is past its end.
+            tx.try_send(FoldItem::Tick {
+                now: T0 + 300 + 900 + 1,
+            })
+            .unwrap();
+            drop(tx);
+            f.run(rx);
+            assert_eq!(deleted(&mut acks), ["m1"]);
+            let fired = metrics
+                .alerts
+                .with_label_values(&["t", "high", "firing"])
+                .get();
+            // The threshold fires when its window closes; only the wall clock closes it here.
+            assert_eq!(fired, u64::from(wall_clock), "wall_clock = {wall_clock}");
+            assert_eq!(board.firing().len(), usize::from(wall_clock));
+        }
+    }
+
+    #[test]
+    fn with_a_state_file_messages_are_deleted_only_after_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir/state.json");
+        let (f, mut acks) = fold(
+            Some(Checkpointing {
+                path: path.clone(),
+                every: Duration::ZERO,
+            }),
+            false,
+        );
+        let metrics = f.metrics.clone();
+        let inflight = Inflight::default();
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m1", 1, T0)).unwrap();
+        drop(tx);
+        // The state directory does not exist: every save fails, nothing is deleted.
+        f.run(rx);
+        assert!(deleted(&mut acks).is_empty());
+        assert!(metrics.state_saves.with_label_values(&["error"]).get() >= 1);
+
+        let path = dir.path().join("state.json");
+        let (f, mut acks) = fold(
+            Some(Checkpointing {
+                path: path.clone(),
+                every: Duration::ZERO,
+            }),
+            false,
+        );
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m2", 1, T0)).unwrap();
+        drop(tx);
+        f.run(rx);
+        assert_eq!(deleted(&mut acks), ["m2"]);
+        let saved = state::load(&path).unwrap();
+        let (engine, _) =
+            Engine::restore(EngineConfig::default(), RuleSet { rules: vec![] }, saved).unwrap();
+        assert_eq!(engine.counters().kms_calls, 2);
+    }
+}
