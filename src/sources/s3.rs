@@ -1,5 +1,6 @@
 //! Fetching log objects from S3 (bounded downloads), and the error classification S3 and SQS calls share.
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
@@ -57,10 +58,7 @@ const THROTTLING_CODES: [&str; 4] = [
 ];
 
 /// Classifies any SDK error by HTTP status and error code (shared by S3 and SQS calls).
-pub(crate) fn classify_sdk<
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
->(
+fn classify_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: &SdkError<E, R>,
     status: Option<u16>,
 ) -> AwsError {
@@ -93,6 +91,14 @@ pub(crate) fn classify_sdk<
             }
         }
     }
+}
+
+/// Classifies a failed S3 or SQS call by its HTTP status and error code.
+pub(crate) fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: SdkError<E, HttpResponse>,
+) -> AwsError {
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    classify_sdk(&e, status)
 }
 
 /// The error and its sources on one line (the SDK's top-level text alone is often just
@@ -138,10 +144,7 @@ async fn fetch_once(
         .key(key)
         .send()
         .await
-        .map_err(|e| {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            classify_sdk(&e, status)
-        })?;
+        .map_err(from_sdk)?;
     let announced = resp.content_length().unwrap_or(0).max(0) as u64;
     if announced > max_bytes {
         return Err(AwsError::TooLarge {

@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 
 use super::retry::{with_retries, RetryPolicy};
-use super::s3::{classify_sdk, AwsError};
+use super::s3::{from_sdk, AwsError};
 
 /// A received message, as the pipeline needs it.
 #[derive(Debug, Clone)]
@@ -57,10 +57,7 @@ impl Queue {
                     .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
                     .send()
                     .await
-                    .map_err(|e| {
-                        let status = e.raw_response().map(|r| r.status().as_u16());
-                        classify_sdk(&e, status)
-                    })?;
+                    .map_err(from_sdk)?;
                 Ok(out
                     .attributes()
                     .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
@@ -90,10 +87,7 @@ impl Queue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                classify_sdk(&e, status)
-            })?;
+            .map_err(from_sdk)?;
         Ok(out
             .messages()
             .iter()
@@ -144,10 +138,7 @@ impl Queue {
                         .set_entries(Some(entries.clone()))
                         .send()
                         .await
-                        .map_err(|e| {
-                            let status = e.raw_response().map(|r| r.status().as_u16());
-                            classify_sdk(&e, status)
-                        })
+                        .map_err(from_sdk)
                 },
                 &mut on_retry,
             )
@@ -185,10 +176,7 @@ impl Queue {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| {
-                        let status = e.raw_response().map(|r| r.status().as_u16());
-                        classify_sdk(&e, status)
-                    })
+                    .map_err(from_sdk)
             },
             on_retry,
         )
