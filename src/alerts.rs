@@ -112,6 +112,11 @@ fn number<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Alert {
+    /// What identifies the alert's group within its rule: the group as JSON.
+    pub fn group_id(&self) -> String {
+        serde_json::to_string(&self.group).unwrap_or_default()
+    }
+
     /// One JSON line, without the newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)

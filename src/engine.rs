@@ -3,6 +3,8 @@
 //! The driver feeds calls object by object and says when an object is complete; the engine never
 //! reads the clock. The live driver may also advance the watermark from the wall clock.
 
+use std::collections::BTreeMap;
+
 use crate::aggregate::{window_start, Dedupe, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
@@ -82,6 +84,9 @@ pub struct Engine {
     /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
     /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
+    /// The alerts firing now (alert-schema JSON) by rule id and group, so that a restarted
+    /// service still lists and re-sends them. Bounded by the rules' own group limits.
+    firing: BTreeMap<(String, String), serde_json::Value>,
 }
 
 impl Engine {
@@ -108,6 +113,7 @@ impl Engine {
             max_event_time: None,
             watermark: None,
             inventory,
+            firing: BTreeMap::new(),
             config,
         }
     }
@@ -205,11 +211,25 @@ impl Engine {
 
     fn tally(&mut self, alerts: &[Alert]) {
         for a in alerts {
+            let id = (a.rule.clone(), a.group_id());
             match a.state {
-                AlertState::Firing => self.counters.alerts_firing += 1,
-                AlertState::Resolved => self.counters.alerts_resolved += 1,
+                AlertState::Firing => {
+                    self.counters.alerts_firing += 1;
+                    let json = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+                    self.firing.insert(id, json);
+                }
+                AlertState::Resolved => {
+                    self.counters.alerts_resolved += 1;
+                    self.firing.remove(&id);
+                }
             }
         }
+    }
+
+    /// The alerts firing now, in the alert schema, by rule id and group id
+    /// ([`Alert::group_id`]), in that order.
+    pub fn firing(&self) -> impl Iterator<Item = (&(String, String), &serde_json::Value)> {
+        self.firing.iter()
     }
 
     pub fn counters(&self) -> EngineCounters {

@@ -14,7 +14,7 @@ use prometheus::{
 
 use crate::alerts::{Alert, AlertState};
 use crate::decode::{DecodeStats, KmsCall};
-use crate::{Map, Set};
+use crate::Set;
 
 /// Bounds on the business labels of `kmswatch_kms_calls_total`.
 #[derive(Debug, Clone, Copy)]
@@ -252,11 +252,11 @@ impl Metrics {
     }
 
     /// Sets the firing gauge from a full count per (rule, severity) (after a restore or reload).
-    pub fn set_firing(&self, firing: &Map<(String, &'static str), i64>) {
+    pub fn set_firing(&self, firing: &std::collections::BTreeMap<(String, String), i64>) {
         self.alerts_firing.reset();
         for ((rule, severity), n) in firing {
             self.alerts_firing
-                .with_label_values(&[rule.as_str(), *severity])
+                .with_label_values(&[rule.as_str(), severity.as_str()])
                 .set(*n);
         }
     }

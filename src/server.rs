@@ -28,23 +28,20 @@ impl Readiness {
     }
 }
 
-/// The alerts currently firing, by rule and group.
+/// The alerts currently firing (alert-schema JSON), by rule id and group id.
 #[derive(Debug, Default)]
 pub struct AlertBoard {
-    firing: Mutex<BTreeMap<(String, String), Alert>>,
+    firing: Mutex<BTreeMap<(String, String), serde_json::Value>>,
 }
 
 impl AlertBoard {
     /// Applies an emitted alert: a firing one is added (or replaced), a resolved one removed.
     pub fn apply(&self, a: &Alert) {
-        let id = (
-            a.rule.clone(),
-            serde_json::to_string(&a.group).unwrap_or_default(),
-        );
-        let mut m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        let id = (a.rule.clone(), a.group_id());
+        let mut m = self.lock();
         match a.state {
             AlertState::Firing => {
-                m.insert(id, a.clone());
+                m.insert(id, serde_json::to_value(a).unwrap_or_default());
             }
             AlertState::Resolved => {
                 m.remove(&id);
@@ -52,16 +49,33 @@ impl AlertBoard {
         }
     }
 
-    /// The firing alerts, ordered by rule then group.
-    pub fn firing(&self) -> Vec<Alert> {
-        let m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
-        m.values().cloned().collect()
+    /// Replaces the board with what the engine says is firing (at start, after a restore).
+    pub fn reset<'a>(
+        &self,
+        firing: impl Iterator<Item = (&'a (String, String), &'a serde_json::Value)>,
+    ) {
+        let mut m = self.lock();
+        m.clear();
+        m.extend(firing.map(|(id, v)| (id.clone(), v.clone())));
     }
 
-    /// Drops alerts of rules that no longer exist (after a reload).
-    pub fn retain_rules(&self, keep: impl Fn(&str) -> bool) {
-        let mut m = self.firing.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|(rule, _), _| keep(rule));
+    /// The firing alerts, ordered by rule then group.
+    pub fn firing(&self) -> Vec<serde_json::Value> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// How many alerts fire per (rule, severity).
+    pub fn counts(&self) -> BTreeMap<(String, String), i64> {
+        let mut c = BTreeMap::new();
+        for v in self.lock().values() {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            *c.entry((s("rule"), s("severity"))).or_default() += 1;
+        }
+        c
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), serde_json::Value>> {
+        self.firing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -238,8 +252,14 @@ mod tests {
             [("r1".into(), "k1".into()), ("r2".into(), "k1".into())]
         );
         assert_eq!(v["alerts"][0]["state"], "firing");
-        s.alerts.retain_rules(|r| r == "r2");
-        assert_eq!(s.alerts.firing().len(), 1);
+        let counts: Vec<_> = s.alerts.counts().into_iter().collect();
+        assert_eq!(
+            counts,
+            [
+                (("r1".to_string(), "high".to_string()), 1),
+                (("r2".to_string(), "high".to_string()), 1)
+            ]
+        );
     }
 
     #[tokio::test]

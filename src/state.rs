@@ -50,9 +50,22 @@ pub struct EngineState {
     pub(crate) catalog: KeyCatalog,
     pub(crate) totals: Totals,
     pub(crate) rules: Vec<SavedRule>,
+    /// The alerts firing when the state was saved (alert schema), by rule and group.
+    #[serde(default)]
+    pub(crate) firing: Vec<FiringAlert>,
     /// The file it was loaded from, for error messages; not saved.
     #[serde(skip)]
     pub(crate) origin: Option<PathBuf>,
+}
+
+/// An alert firing when the state was saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FiringAlert {
+    pub rule: String,
+    /// The group as JSON (`Alert::group_id`).
+    pub group: String,
+    pub alert: serde_json::Value,
 }
 
 /// Engine settings at the time of saving. `window_secs` must match on restore (windows would not

@@ -110,6 +110,8 @@ fn split_run(
     fold_objects(&mut engine, &objects[..k], &opts(), &mut input, &mut sink).unwrap();
     let path: PathBuf = dir.join(format!("state-{k}.json"));
     state::save(&path, &engine.snapshot()).unwrap();
+    let firing = |e: &Engine| -> Vec<String> { e.firing().map(|(_, v)| v.to_string()).collect() };
+    let firing_before = firing(&engine);
     drop(engine);
     let (mut engine, notes) = Engine::restore(
         EngineConfig::default(),
@@ -118,6 +120,11 @@ fn split_run(
     )
     .unwrap();
     assert!(notes.is_empty(), "split at {k}: {notes:?}");
+    assert_eq!(
+        firing(&engine),
+        firing_before,
+        "firing alerts after a split at {k}"
+    );
     fold_objects(&mut engine, &objects[k..], &opts(), &mut input, &mut sink).unwrap();
     let mut end = Vec::new();
     engine.finish(&mut end);
@@ -191,6 +198,10 @@ fn the_state_of_the_sample_round_trips_byte_for_byte() {
     let (objects, mut input) = list_objects(&opts().inputs);
     let mut engine = Engine::new(EngineConfig::default(), rules());
     fold_objects(&mut engine, &objects, &opts(), &mut input, |_| Ok(())).unwrap();
+    assert!(
+        engine.firing().count() > 0,
+        "the sample ends with alerts firing"
+    );
     state::save(&first, &engine.snapshot()).unwrap();
     let (restored, _) = Engine::restore(
         EngineConfig::default(),

@@ -7,7 +7,7 @@ use std::fmt;
 use super::{Engine, EngineConfig};
 use crate::rules::{RuleSet, SavedRule};
 use crate::state::{
-    EngineState, LimitExceeded, SavedSettings, StateError, FORMAT, VERSION, WRITTEN_BY,
+    EngineState, FiringAlert, LimitExceeded, SavedSettings, StateError, FORMAT, VERSION, WRITTEN_BY,
 };
 use crate::timefmt::format_rfc3339;
 
@@ -79,6 +79,15 @@ impl Engine {
             catalog: self.catalog.clone(),
             totals: self.totals.clone(),
             rules: self.rules.iter().map(|r| r.save()).collect(),
+            firing: self
+                .firing
+                .iter()
+                .map(|((rule, group), alert)| FiringAlert {
+                    rule: rule.clone(),
+                    group: group.clone(),
+                    alert: alert.clone(),
+                })
+                .collect(),
             origin: None,
         }
     }
@@ -128,6 +137,7 @@ impl Engine {
             mut catalog,
             mut totals,
             rules: saved_rules,
+            firing,
             ..
         } = state;
         let mut over = Vec::new();
@@ -165,6 +175,7 @@ impl Engine {
         let limits = config.limits;
         let mut engine = Engine::new(config, rules);
         let mut notes = Vec::new();
+        let mut resumed = std::collections::BTreeSet::new();
         for r in &mut engine.rules {
             let id = r.rule.id.clone();
             match saved.remove(&id) {
@@ -180,6 +191,7 @@ impl Engine {
                         path: path.clone(),
                         problem,
                     })?;
+                    resumed.insert(id);
                     continue;
                 }
                 Some(_) => notes.push(RestoreNote::ChangedRule { rule: id }),
@@ -217,6 +229,12 @@ impl Engine {
         engine.counters = counters;
         engine.watermark = watermark;
         engine.max_event_time = max_event_time;
+        // Firing alerts continue with their rule; a changed or removed rule's are dropped with it.
+        engine.firing = firing
+            .into_iter()
+            .filter(|f| resumed.contains(&f.rule))
+            .map(|f| ((f.rule, f.group), f.alert))
+            .collect();
         Ok((engine, notes))
     }
 }

@@ -47,6 +47,7 @@ impl Fold {
         self.metrics
             .rules_loaded
             .set(self.engine.rules().len() as i64);
+        self.sync_board();
         while let Some(item) = rx.blocking_recv() {
             match item {
                 FoldItem::Object {
@@ -77,13 +78,7 @@ impl Fold {
                                 info!(%note, "rule reload");
                             }
                             self.engine = engine;
-                            let ids: Vec<String> = self
-                                .engine
-                                .rules()
-                                .iter()
-                                .map(|r| r.rule.id.clone())
-                                .collect();
-                            self.board.retain_rules(|r| ids.iter().any(|i| i == r));
+                            self.sync_board();
                             self.metrics.rules_loaded.set(n as i64);
                             self.metrics.rule_reloads.with_label_values(&["ok"]).inc();
                             info!(rules = n, "rules reloaded");
@@ -169,6 +164,12 @@ impl Fold {
             }
         }
         self.engine.end_object(alerts);
+    }
+
+    /// Shows what the engine says is firing (after a restore or a reload).
+    fn sync_board(&self) {
+        self.board.reset(self.engine.firing());
+        self.metrics.set_firing(&self.board.counts());
     }
 
     fn publish(&mut self, alerts: &mut Vec<Alert>) {
