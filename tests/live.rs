@@ -359,10 +359,13 @@ fn interrupted_stream_counts_every_event_once(signal: &str) {
         ),
     );
     // A short visibility timeout so that what the killed process had in flight returns quickly.
-    let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[source]\n",
-        "[source]\nvisibility_timeout_secs = 5\nfetch_concurrency = 2\n",
-    );
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "[source]\n",
+            "[source]\nvisibility_timeout_secs = 5\nfetch_concurrency = 2\n",
+        )
+        .replace("receivers = 1\n", "receivers = 2\n");
     std::fs::write(&cfg, cfg_text).unwrap();
     let log = dir.path().join("serve.log");
     let mut svc = Service::start(&cfg, port, &log);

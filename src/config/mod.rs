@@ -87,6 +87,9 @@ pub struct SourceConfig {
     pub failed_message_visibility_secs: i32,
     /// Objects fetched and decoded at once.
     pub fetch_concurrency: usize,
+    /// Messages received and not yet deleted or released; receiving pauses at this many (they
+    /// wait for their objects, or for the state save that lets them be deleted).
+    pub max_messages_in_flight: usize,
     /// Tries of a retryable S3 or SQS call, the first included.
     pub max_attempts: u32,
     /// Backoff before the first retry; it doubles up to `retry_max_ms`, with jitter.
@@ -112,6 +115,7 @@ impl SourceConfig {
             visibility_timeout_secs: 300,
             failed_message_visibility_secs: 60,
             fetch_concurrency: 8,
+            max_messages_in_flight: 10_000,
             max_attempts: 5,
             retry_base_ms: 200,
             retry_max_ms: 20_000,

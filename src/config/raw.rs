@@ -62,6 +62,8 @@ pub(super) struct RawSource {
     pub failed_message_visibility_secs: Field<i64>,
     /// Objects fetched and decoded at once.
     pub fetch_concurrency: Field<i64>,
+    /// Most messages in flight before receiving pauses.
+    pub max_messages_in_flight: Field<i64>,
     /// Tries of a retryable S3 or SQS call.
     pub max_attempts: Field<i64>,
     /// First retry backoff, in milliseconds.

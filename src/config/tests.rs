@@ -126,6 +126,7 @@ fn each_value_out_of_range_is_reported_at_the_value() {
         ("source", "visibility_timeout_secs = 43201", "source.visibility_timeout_secs must be between 5 and 43200, got 43201"),
         ("source", "fetch_concurrency = 0", "source.fetch_concurrency must be between 1 and 256, got 0"),
         ("source", "fetch_concurrency = 257", "source.fetch_concurrency must be between 1 and 256, got 257"),
+        ("source", "max_messages_in_flight = 0", "source.max_messages_in_flight must be between 1 and 1000000, got 0"),
         ("source", "max_attempts = 0", "source.max_attempts must be between 1 and 20, got 0"),
         ("source", "max_attempts = 21", "source.max_attempts must be between 1 and 20, got 21"),
         ("source", "retry_base_ms = 0", "source.retry_base_ms must be >= 1, got 0"),
@@ -284,7 +285,7 @@ fn unknown_fields_are_reported_at_the_key_with_a_hint() {
         ("[engine]\nmax_key = 1\n", "5:1: unknown field \"max_key\" in [engine] (did you mean \"max_keys\"?)"),
         ("[http]\n  address = \"127.0.0.1:1\"\n", "5:3: unknown field \"address\" in [http] (expected one of: listen)"),
         ("[log]\nformat = \"json\"\nlevel = \"debug\"\n", "6:1: unknown field \"level\" in [log] (expected one of: format)"),
-        ("[source.extra]\n", "4:9: unknown field \"extra\" in [source] (expected one of: queue_url, buckets, region, endpoint_url, receivers, max_messages_per_receive, wait_time_secs, visibility_timeout_secs, failed_message_visibility_secs, fetch_concurrency, max_attempts, retry_base_ms, retry_max_ms, queue_depth, close_windows_on_wall_clock)"),
+        ("[source.extra]\n", "4:9: unknown field \"extra\" in [source] (expected one of: queue_url, buckets, region, endpoint_url, receivers, max_messages_per_receive, wait_time_secs, visibility_timeout_secs, failed_message_visibility_secs, fetch_concurrency, max_messages_in_flight, max_attempts, retry_base_ms, retry_max_ms, queue_depth, close_windows_on_wall_clock)"),
     ];
     for (extra, want) in cases {
         let text = if extra.starts_with('[') {

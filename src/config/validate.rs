@@ -148,6 +148,7 @@ impl Validator<'_, '_> {
             0..=43_200
         );
         int!(self, "source", s, c, fetch_concurrency, 1..=256);
+        int!(self, "source", s, c, max_messages_in_flight, 1..=1_000_000);
         int!(self, "source", s, c, max_attempts, 1..=20);
         let base_ok = int!(self, "source", s, c, retry_base_ms, LIMIT);
         let max_ok = int!(self, "source", s, c, retry_max_ms, LIMIT);

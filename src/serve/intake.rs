@@ -35,6 +35,8 @@ pub struct Receiving {
     pub max_messages: i32,
     pub wait_secs: i32,
     pub visibility_secs: i32,
+    /// Receiving pauses while this many messages are in flight.
+    pub max_in_flight: usize,
     pub policy: RetryPolicy,
     pub inflight: Arc<Inflight>,
     pub metrics: Arc<Metrics>,
@@ -50,7 +52,23 @@ pub async fn receive_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
+    let mut paused = false;
     while !*stop.borrow() {
+        if r.inflight.len() >= r.max_in_flight {
+            if !paused {
+                warn!(
+                    in_flight = r.inflight.len(),
+                    "source.max_messages_in_flight reached; receiving pauses"
+                );
+                paused = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        paused = false;
         let got = tokio::select! {
             got = r.queue.receive(r.max_messages, r.wait_secs, r.visibility_secs) => got,
             _ = stop.changed() => break,

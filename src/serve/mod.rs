@@ -276,6 +276,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         max_messages: src.max_messages_per_receive,
         wait_secs: src.wait_time_secs,
         visibility_secs: src.visibility_timeout_secs,
+        max_in_flight: src.max_messages_in_flight,
         policy,
         inflight: inflight.clone(),
         metrics: metrics.clone(),
