@@ -310,6 +310,7 @@ fn init_tracing(json: bool) {
     });
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_writer(io::stderr);
     if json {
         fmt.json().init();

@@ -491,3 +491,57 @@ fn sighup_reloads_rules_and_keeps_the_old_ones_when_invalid() {
     assert!(metric(&svc.metrics(), "kmswatch_rules_loaded", &[]) > loaded);
     assert!(svc.signal("TERM").unwrap().success());
 }
+
+#[test]
+fn visibility_is_extended_while_a_message_waits_for_the_state_save() {
+    let rt = runtime();
+    let moto = Moto::start();
+    let c = rt.block_on(moto.clients());
+    let q = rt.block_on(async {
+        c.bucket(BUCKET).await;
+        let q = c.queues("visibility", 5).await;
+        c.put(BUCKET, &key("V1"), object("V1", 3, 0)).await;
+        c.send(
+            &q.url,
+            &cloudtrail_notification(BUCKET, &[&key("V1")], false),
+        )
+        .await;
+        q
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The message is folded at once but deleted only after the first save, 12 s later; its
+    // visibility timeout is 5 s, so only extensions keep SQS from handing it out again.
+    let state = dir.path().join("state.json");
+    let cfg = service_config(
+        dir.path(),
+        &moto,
+        &q.url,
+        &[BUCKET],
+        port,
+        &format!(
+            "[state]\npath = \"{}\"\nsave_interval_secs = 12\n",
+            state.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[source]\n", "[source]\nvisibility_timeout_secs = 5\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
+    wait_until(60, "the message deleted", || {
+        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= 1.0
+    });
+    let m = svc.metrics();
+    assert_eq!(
+        metric(&m, "kmswatch_sqs_messages_received_total", &[]),
+        1.0,
+        "{}",
+        svc.log_text()
+    );
+    assert_eq!(metric(&m, "kmswatch_duplicate_events_total", &[]), 0.0);
+    assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 3.0);
+    assert!(state.exists());
+    assert!(svc.signal("TERM").unwrap().success());
+    assert_eq!(rt.block_on(c.depth(&q.url)), 0);
+}
