@@ -122,22 +122,27 @@ pub async fn keep_visible(
             .oldest_message_age
             .set(inflight.oldest_age_secs(now_ms));
         let now = now_ms / 1000;
-        for m in inflight.due_for_extension(now - every.as_secs() as i64) {
-            let r = queue
-                .set_visibility(&m.receipt, visibility_secs, |_, _| {
-                    metrics
-                        .aws_retries
-                        .with_label_values(&["sqs", "change_message_visibility"])
-                        .inc();
-                })
-                .await;
-            match r {
-                Ok(()) => m.extended_at.store(now, Ordering::Relaxed),
-                Err(error) => {
-                    warn!(message_id = %m.id, %error, "could not extend the message's visibility; another consumer may receive it (its events are deduplicated)");
-                    // Try again next round rather than at once.
-                    m.extended_at.store(now, Ordering::Relaxed);
-                }
+        let due = inflight.due_for_extension(now - every.as_secs() as i64);
+        if due.is_empty() {
+            continue;
+        }
+        let items: Vec<(String, String)> = due
+            .iter()
+            .map(|m| (m.seq.to_string(), m.receipt.clone()))
+            .collect();
+        let failed = queue
+            .set_visibility_batch(&items, visibility_secs, |_, _| {
+                metrics
+                    .aws_retries
+                    .with_label_values(&["sqs", "change_message_visibility_batch"])
+                    .inc();
+            })
+            .await;
+        for m in &due {
+            // A failure is tried again next round rather than at once.
+            m.extended_at.store(now, Ordering::Relaxed);
+            if let Some((_, error)) = failed.iter().find(|(seq, _)| *seq == m.seq.to_string()) {
+                warn!(message_id = %m.id, %error, "could not extend the message's visibility; another consumer may receive it (its events are deduplicated)");
             }
         }
     }

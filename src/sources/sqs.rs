@@ -1,7 +1,8 @@
 //! The SQS side of the live source: long-poll receives, batch deletes, visibility changes.
 
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
 
@@ -134,6 +135,57 @@ impl Queue {
                 || async {
                     self.client
                         .delete_message_batch()
+                        .queue_url(&self.url)
+                        .set_entries(Some(entries.clone()))
+                        .send()
+                        .await
+                        .map_err(from_sdk)
+                },
+                &mut on_retry,
+            )
+            .await;
+            match r {
+                Ok(out) => {
+                    for f in out.failed() {
+                        let i: usize = f.id().parse().unwrap_or(usize::MAX);
+                        if let Some((id, _)) = chunk.get(i) {
+                            failed.push((id.clone(), f.message().unwrap_or(f.code()).to_owned()));
+                        }
+                    }
+                }
+                Err(e) => failed.extend(chunk.iter().map(|(id, _)| (id.clone(), e.to_string()))),
+            }
+        }
+        failed
+    }
+
+    /// Sets the visibility timeout of messages by `(id, receipt)`, ten per call, retrying
+    /// throttling and server errors. Returns the ids SQS refused, with its reason.
+    pub async fn set_visibility_batch(
+        &self,
+        items: &[(String, String)],
+        secs: i32,
+        mut on_retry: impl FnMut(u32, &AwsError),
+    ) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for chunk in items.chunks(SQS_BATCH) {
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, receipt))| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(secs)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let r = with_retries(
+                &self.policy,
+                || async {
+                    self.client
+                        .change_message_visibility_batch()
                         .queue_url(&self.url)
                         .set_entries(Some(entries.clone()))
                         .send()
