@@ -15,7 +15,8 @@
 //!    `close_windows_on_wall_clock = false`, otherwise the defaults but for the tests' short
 //!    long-poll and retry settings) is started and timed until every message is deleted
 //!    (`kmswatch_sqs_messages_deleted_total` on /metrics); its resident memory and CPU time are
-//!    read from /proc, then it gets SIGTERM and must exit 0;
+//!    read from /proc, then it gets SIGTERM and must exit 0; the fastest of
+//!    `KMSWATCH_SERVE_BENCH_RUNS` (3) runs is reported;
 //!
 //! and fails unless every serve run counted exactly the KMS calls (and read exactly the bytes and
 //! records) replay did, with no message failed or redelivered.
@@ -47,8 +48,7 @@ use kmswatch::sources::{walk, ObjectRef};
 const BUCKET: &str = "kmswatch-org-trail";
 /// Bounds of the pause between /metrics reads while serve works. A read renders every series
 /// (about 2 MB and 25 ms of the service's CPU with the default caps, once the set has filled
-/// them), so the pause is a quarter of the time the run is estimated to still need: the reads
-/// cost the service little, and the end is seen within a few percent.
+/// them), so reads are spaced by the time the run still needs (see `serve_once`).
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_secs(1);
 /// Receives before moto moves a message to the dead-letter queue (none should get there).
@@ -107,6 +107,8 @@ struct Served {
     metrics_bytes: usize,
     /// /metrics reads while serve worked.
     metrics_reads: u32,
+    /// The most messages in flight (received, not yet deleted) those reads saw.
+    max_in_flight: u64,
     kms_calls: u64,
     decompressed_bytes: u64,
     records: u64,
@@ -220,23 +222,21 @@ fn main() {
         }
     };
 
-    let mut served = Vec::new();
+    let runs: usize = env_or("KMSWATCH_SERVE_BENCH_RUNS", 3);
+    let mut served: Vec<Served> = Vec::new();
     for (i, &c) in concurrencies.iter().enumerate() {
-        let s = serve_once(&rt, &moto, &clients, &set, c, i, json_bytes);
-        assert_eq!(
-            s.kms_calls, replayed.kms_calls,
-            "serve (fetch_concurrency {c}) counted {} KMS calls, replay {}",
-            s.kms_calls, replayed.kms_calls
-        );
-        assert_eq!(
-            s.decompressed_bytes, json_bytes,
-            "serve decompressed other bytes than replay"
-        );
-        assert_eq!(
-            s.records, replayed.records,
-            "serve read other records than replay"
-        );
-        served.push(s);
+        for r in 0..runs {
+            let s = serve_once(&rt, &moto, &clients, &set, c, i * runs + r, json_bytes);
+            check(&s, &replayed, json_bytes);
+            match served.last_mut() {
+                Some(best) if r > 0 && best.throughput.secs <= s.throughput.secs => {}
+                Some(best) if r > 0 => *best = s,
+                _ => served.push(s),
+            }
+        }
+    }
+    for s in &mut served {
+        s.throughput.what.push_str(&format!(" (best of {runs})"));
     }
 
     println!();
@@ -274,8 +274,9 @@ fn main() {
     }
     for s in &served {
         println!(
-            "fetch_concurrency {}: {} /metrics reads while ingesting; one read after it ({} KB) takes {:.1} ms",
+            "fetch_concurrency {}: up to {} of {n} messages in flight; {} /metrics reads while ingesting; one read after it ({} KB) takes {:.1} ms",
             s.fetch_concurrency,
+            s.max_in_flight,
             s.metrics_reads,
             s.metrics_bytes / 1000,
             s.metrics_read_secs * 1e3,
@@ -288,6 +289,23 @@ fn main() {
     println!(
         "serve counted {} KMS calls in every run, as replay did",
         replayed.kms_calls
+    );
+}
+
+/// Fails the bench unless serve saw exactly what replay saw.
+fn check(s: &Served, replayed: &Replayed, json_bytes: u64) {
+    assert_eq!(
+        s.kms_calls, replayed.kms_calls,
+        "serve (fetch_concurrency {}) counted {} KMS calls, replay {}",
+        s.fetch_concurrency, s.kms_calls, replayed.kms_calls
+    );
+    assert_eq!(
+        s.decompressed_bytes, json_bytes,
+        "serve decompressed other bytes than replay"
+    );
+    assert_eq!(
+        s.records, replayed.records,
+        "serve read other records than replay"
     );
 }
 
@@ -504,9 +522,12 @@ fn serve_once(
     let mut svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
     let timeout = Duration::from_secs(120 + n);
     let mut reads = 0;
+    let mut max_in_flight = 0.0f64;
+    let mut last = (Instant::now(), 0.0);
     loop {
         let m = svc.metrics();
         reads += 1;
+        max_in_flight = max_in_flight.max(metric(&m, "kmswatch_sqs_messages_in_flight", &[]));
         let failed = metric(&m, "kmswatch_sqs_messages_failed_total", &[]);
         assert!(
             failed == 0.0,
@@ -522,12 +543,17 @@ fn serve_once(
             "serve did not delete every message within {timeout:?}:\n{}",
             svc.log_text()
         );
-        let pause = if deleted == 0.0 {
-            POLL_MIN * 5
+        // A quarter of the time left at the rate since the last read, and at most a tenth of the
+        // time so far (deletes can come in bursts): the end is seen within 10%, usually far closer.
+        let (at, before) = last;
+        let rate = (deleted - before) / at.elapsed().as_secs_f64();
+        let left = if rate > 0.0 {
+            Duration::from_secs_f64((n as f64 - deleted) / rate / 4.0)
         } else {
-            t0.elapsed().mul_f64((n as f64 - deleted) / deleted / 4.0)
+            POLL_MIN * 5
         };
-        std::thread::sleep(pause.clamp(POLL_MIN, POLL_MAX));
+        last = (Instant::now(), deleted);
+        std::thread::sleep(left.min(t0.elapsed() / 10).clamp(POLL_MIN, POLL_MAX));
     }
     let secs = t0.elapsed().as_secs_f64();
     let moto_cpu_secs = cpu_secs(moto.pid()) - moto_cpu;
@@ -582,6 +608,7 @@ fn serve_once(
         metrics_read_secs,
         metrics_bytes: m.len(),
         metrics_reads: reads,
+        max_in_flight: max_in_flight as u64,
         kms_calls,
         decompressed_bytes: count("kmswatch_decompressed_bytes_total"),
         records: count("kmswatch_records_read_total"),
