@@ -122,6 +122,8 @@ struct Replayed {
     records: u64,
     /// Peak resident memory (`VmHWM`), KiB.
     hwm_kb: u64,
+    /// User plus system CPU time, seconds.
+    cpu_secs: f64,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -274,17 +276,19 @@ fn main() {
     }
     for s in &served {
         println!(
-            "fetch_concurrency {}: up to {} of {n} messages in flight; {} /metrics reads while ingesting; one read after it ({} KB) takes {:.1} ms",
+            "fetch_concurrency {}: up to {} of {n} messages in flight; {} /metrics reads while ingesting, one read after it ({} KB) takes {:.1} ms (so at most {:.2} s of serve's CPU went to the reads)",
             s.fetch_concurrency,
             s.max_in_flight,
             s.metrics_reads,
             s.metrics_bytes / 1000,
             s.metrics_read_secs * 1e3,
+            s.metrics_reads as f64 * s.metrics_read_secs,
         );
     }
     println!(
-        "replay's peak resident memory (VmHWM): {:.1} MiB",
-        replayed.hwm_kb as f64 / 1024.0
+        "replay: peak resident memory (VmHWM) {:.1} MiB, CPU {:.2} s",
+        replayed.hwm_kb as f64 / 1024.0,
+        replayed.cpu_secs
     );
     println!(
         "serve counted {} KMS calls in every run, as replay did",
@@ -647,12 +651,13 @@ fn replay_best_of_three(set: &Set) -> Replayed {
         );
     }
     let mut child = replay().spawn().expect("running kmswatch replay");
-    let mut hwm_kb = 0;
+    let (mut hwm_kb, mut cpu) = (0, 0.0);
     while child.try_wait().expect("waiting for replay").is_none() {
         // Once the process has exited its status has no memory lines; keep the last reading.
         if let Some((_, hwm)) = try_memory_kb(child.id()) {
             hwm_kb = hwm;
         }
+        cpu = try_cpu_secs(child.id()).unwrap_or(cpu);
         std::thread::sleep(Duration::from_millis(2));
     }
     let v: serde_json::Value =
@@ -686,6 +691,7 @@ fn replay_best_of_three(set: &Set) -> Replayed {
         decompressed_bytes,
         records: num(&v["input"]["records"], "input.records"),
         hwm_kb,
+        cpu_secs: cpu,
     }
 }
 
@@ -705,27 +711,30 @@ fn try_memory_kb(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// User plus system CPU time of a process (all its threads), in seconds.
+/// User plus system CPU time of a running process (all its threads), in seconds.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').expect("/proc/PID/stat has a command name") + 2..];
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse().expect("utime and stime are numbers"))
-        .collect();
-    (f[0] + f[1]) as f64 / clock_ticks()
+    try_cpu_secs(pid).unwrap_or_else(|| panic!("/proc/{pid}/stat: no CPU times"))
 }
 
+fn try_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut f = rest.split(' ').skip(11);
+    let (utime, stime): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+    Some((utime + stime) as f64 / clock_ticks())
+}
+
+/// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
