@@ -105,6 +105,8 @@ struct Served {
     /// Seconds one /metrics read takes after ingestion, and its size.
     metrics_read_secs: f64,
     metrics_bytes: usize,
+    /// Series of `kmswatch_kms_calls_total`.
+    usage_series: usize,
     /// /metrics reads while serve worked.
     metrics_reads: u32,
     /// The most messages in flight (received, not yet deleted) those reads saw.
@@ -276,11 +278,12 @@ fn main() {
     }
     for s in &served {
         println!(
-            "fetch_concurrency {}: up to {} of {n} messages in flight; {} /metrics reads while ingesting, one read after it ({} KB) takes {:.1} ms (so at most {:.2} s of serve's CPU went to the reads)",
+            "fetch_concurrency {}: up to {} of {n} messages in flight; {} /metrics reads while ingesting, one read after it ({} KB, {} series of kmswatch_kms_calls_total) takes {:.1} ms (so at most {:.2} s of serve's CPU went to the reads)",
             s.fetch_concurrency,
             s.max_in_flight,
             s.metrics_reads,
             s.metrics_bytes / 1000,
+            s.usage_series,
             s.metrics_read_secs * 1e3,
             s.metrics_reads as f64 * s.metrics_read_secs,
         );
@@ -611,6 +614,10 @@ fn serve_once(
         moto_cpu_secs,
         metrics_read_secs,
         metrics_bytes: m.len(),
+        usage_series: m
+            .lines()
+            .filter(|l| l.starts_with("kmswatch_kms_calls_total{"))
+            .count(),
         metrics_reads: reads,
         max_in_flight: max_in_flight as u64,
         kms_calls,
