@@ -45,10 +45,11 @@ use common::aws::{
 use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::sources::{walk, ObjectRef};
 
+/// The trail bucket in moto (the generator's name for it).
 const BUCKET: &str = "kmswatch-org-trail";
 /// Bounds of the pause between /metrics reads while serve works. A read renders every series
-/// (about 2 MB and 25 ms of the service's CPU with the default caps, once the set has filled
-/// them), so reads are spaced by the time the run still needs (see `serve_once`).
+/// (2 MB and 20-30 ms of the service's CPU after 1 GB of the bench set), so reads are spaced by
+/// the time the run still needs (see `serve_once`).
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_secs(1);
 /// Receives before moto moves a message to the dead-letter queue (none should get there).
