@@ -72,6 +72,11 @@ impl Moto {
         m
     }
 
+    /// The server's process id (for its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
@@ -347,6 +352,11 @@ impl Service {
         };
         wait_until(60, "kmswatch /healthz", || s.get("/healthz").is_some());
         s
+    }
+
+    /// The service's process id (for its memory and CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `GET path` over plain HTTP/1.0; the body on 200, else `None`.
