@@ -191,7 +191,6 @@ pub async fn dispatch(
             let (f, fold, msg) = (f.clone(), fold.clone(), w.msg.clone());
             tasks.spawn(async move {
                 let outcome = fetch_and_decode(&f, &msg, &bucket, &key).await;
-                drop(permit);
                 let _ = fold
                     .send(FoldItem::Object {
                         msg,
@@ -199,6 +198,9 @@ pub async fn dispatch(
                         outcome,
                     })
                     .await;
+                // Held until the fold has the object: decoded objects waiting for a slowed fold
+                // count against `fetch_concurrency`, so memory stays bounded.
+                drop(permit);
             });
         }
         while tasks.try_join_next().is_some() {}
