@@ -311,6 +311,51 @@ mod tests {
     }
 
     #[test]
+    fn the_fold_hands_alerts_and_firing_sets_to_the_sinks_without_waiting() {
+        use crate::sinks::SinkMsg;
+        let (mut f, _acks) = fold(None, true);
+        // Room for three messages; nobody reads them.
+        let (sinks, mut queue) = Sinks::with_queue(f.metrics.clone(), 3);
+        f.sinks = sinks;
+        let metrics = f.metrics.clone();
+        let inflight = Inflight::default();
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+        tx.try_send(FoldItem::Tick {
+            now: T0 + 300 + 900 + 1,
+        })
+        .unwrap();
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
+        };
+        tx.try_send(FoldItem::Reload(rules.clone())).unwrap();
+        tx.try_send(FoldItem::Reload(rules)).unwrap();
+        drop(tx);
+        f.run(rx);
+        // At start: nothing fires. Then the alert, then what fires after the first reload; the
+        // second reload's finds the queue full and is dropped, and the fold went on.
+        match queue.try_recv().unwrap() {
+            SinkMsg::Firing(all) => assert!(all.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        let fired = match queue.try_recv().unwrap() {
+            SinkMsg::Alert(a) => serde_json::to_value(&*a).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fired["rule"], "t");
+        match queue.try_recv().unwrap() {
+            SinkMsg::Firing(all) => assert_eq!(*all, vec![fired]),
+            other => panic!("{other:?}"),
+        }
+        assert!(queue.try_recv().is_err());
+        let dropped = metrics
+            .alert_deliveries
+            .with_label_values(&["test", "dropped"])
+            .get();
+        assert_eq!(dropped, 1);
+    }
+
+    #[test]
     fn with_a_state_file_messages_are_deleted_only_after_a_save() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir/state.json");

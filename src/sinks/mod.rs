@@ -131,7 +131,10 @@ impl Sinks {
 #[cfg(test)]
 impl Sinks {
     /// A fan-out to one queue that the test reads.
-    fn with_queue(metrics: Arc<Metrics>, capacity: usize) -> (Sinks, mpsc::Receiver<SinkMsg>) {
+    pub(crate) fn with_queue(
+        metrics: Arc<Metrics>,
+        capacity: usize,
+    ) -> (Sinks, mpsc::Receiver<SinkMsg>) {
         let (tx, rx) = mpsc::channel(capacity);
         let outlet = Outlet {
             name: "test".into(),
