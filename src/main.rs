@@ -265,16 +265,38 @@ fn check_config(path: &Path) -> ExitCode {
             format!("state in {}", s.path.display())
         });
     println!(
-        "{} OK: queue {}, {} bucket(s), {} rules from {}, http on {}, {}",
+        "{} OK: queue {}, {} bucket(s), {} rules from {}, http on {}, {}, alerts to {}",
         path.display(),
         config.source.queue_url,
         config.source.buckets.len(),
         rules.rules.len(),
         display_paths(&config.rules),
         config.http.listen,
-        state
+        state,
+        alert_sinks(&config.alerts)
     );
     ExitCode::SUCCESS
+}
+
+/// `stdout`, `alerts.jsonl + 2 Alertmanager(s) + 1 webhook(s)`, or `nowhere`.
+fn alert_sinks(a: &kmswatch::config::AlertsConfig) -> String {
+    let mut sinks = Vec::new();
+    match &a.jsonl {
+        Some(kmswatch::config::JsonlTarget::Stdout) => sinks.push("stdout".to_string()),
+        Some(kmswatch::config::JsonlTarget::File(p)) => sinks.push(p.display().to_string()),
+        None => {}
+    }
+    if let Some(am) = &a.alertmanager {
+        sinks.push(format!("{} Alertmanager(s)", am.urls.len()));
+    }
+    if !a.webhooks.is_empty() {
+        sinks.push(format!("{} webhook(s)", a.webhooks.len()));
+    }
+    if sinks.is_empty() {
+        "nowhere".to_string()
+    } else {
+        sinks.join(" + ")
+    }
 }
 
 fn run_serve(args: ServeArgs) -> Result<ExitCode> {

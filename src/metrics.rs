@@ -119,6 +119,11 @@ pub struct Metrics {
     pub state_last_save: IntGauge,
     pub rules_loaded: IntGauge,
     pub rule_reloads: IntCounterVec,
+    /// Alerts handed to each sink target (`jsonl`, `alertmanager[i]`, `webhook[i]`), by result
+    /// (`ok`, `retried`, `failed`, `dropped`; see `sinks::Outcome`).
+    pub alert_deliveries: IntCounterVec,
+    /// Messages waiting in each sink's queue (`jsonl`, `alertmanager`, `webhook[i]`).
+    pub alert_queue_depth: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -135,6 +140,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
 }
@@ -195,6 +206,8 @@ impl Metrics {
             state_last_save: gauge(&r, "kmswatch_state_last_save_timestamp_seconds", "When the state file was last saved."),
             rules_loaded: gauge(&r, "kmswatch_rules_loaded", "Rules in the active rule set."),
             rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
+            alert_deliveries: counter_vec(&r, "kmswatch_alert_deliveries_total", "Alerts handed to each sink target (jsonl, alertmanager[i], webhook[i]) by result: ok (delivered; Alertmanager re-sends included), retried (a try failed and is repeated), failed (given up), dropped (the sink's queue was full).", &["sink", "result"]),
+            alert_queue_depth: gauge_vec(&r, "kmswatch_alert_queue_depth", "Messages waiting in each sink's queue (jsonl, alertmanager, webhook[i]).", &["sink"]),
             registry: r,
         }
     }

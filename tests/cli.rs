@@ -333,7 +333,7 @@ fn config_check_accepts_the_example() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "kmswatch.example.toml OK: queue https://sqs.us-east-1.amazonaws.com/123456789012/cloudtrail-kms, \
-         1 bucket(s), 14 rules from rules, http on 127.0.0.1:9464, no durable state\n"
+         1 bucket(s), 14 rules from rules, http on 127.0.0.1:9464, no durable state, alerts to stdout\n"
     );
     assert!(out.stderr.is_empty());
 }

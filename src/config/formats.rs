@@ -99,3 +99,27 @@ pub(super) fn a_value_type(value: &toml::Value) -> &'static str {
         toml::Value::Table(_) => "a table",
     }
 }
+
+/// An http(s) URL to deliver alerts to ([`http_url`], and one the HTTP client accepts).
+pub(super) fn sink_url(value: &str, example: &str) -> Result<String, String> {
+    let url = http_url(value, example, false)?;
+    match url.parse::<http::Uri>() {
+        Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => Err(
+            "credentials in the URL are not supported; use token_env for a bearer token"
+                .to_string(),
+        ),
+        Ok(_) => Ok(url),
+        Err(e) => Err(format!("{e}; expected an http(s) URL like {example}")),
+    }
+}
+
+/// The name of an environment variable: a letter or `_`, then letters, digits and `_`.
+pub(super) fn env_var_name(value: &str) -> Result<(), &'static str> {
+    let ok = value.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("expected the name of an environment variable, like KMSWATCH_WEBHOOK_SECRET (the secret itself does not belong in the file)")
+    }
+}

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use crate::decode::DecodeLimits;
 use crate::engine::EngineConfig;
 use crate::problem::{read_text, Problem, ReadError, Source};
+use crate::retry::RetryPolicy;
+use crate::sinks::LinkTemplate;
 
 /// Everything `kmswatch serve` needs, validated.
 #[derive(Debug, Clone)]
@@ -175,17 +177,34 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Where alerts go.
+/// Where alerts go. Every sink has its own bounded queue: the fold hands alerts over without
+/// waiting, and an alert that finds a queue full is dropped and counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertsConfig {
     /// Alerts as JSON lines (`kmswatch.alert/v1`); `None`: not written.
     pub jsonl: Option<JsonlTarget>,
+    /// Alerts the JSON-lines sink's queue holds.
+    pub jsonl_queue_capacity: usize,
+    /// Retries of a failed HTTP delivery (Alertmanager, webhooks): tries, backoff.
+    pub retry: RetryPolicy,
+    /// Alertmanager (API v2); `None`: not used.
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// Webhooks, each receiving every alert.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
             jsonl: Some(JsonlTarget::Stdout),
+            jsonl_queue_capacity: 1024,
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base_ms: 500,
+                max_ms: 30_000,
+            },
+            alertmanager: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -195,6 +214,85 @@ pub enum JsonlTarget {
     Stdout,
     /// Appended to.
     File(PathBuf),
+}
+
+/// Alertmanager instances, all sent every alert (an HA pair or cluster: as Prometheus does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertmanagerConfig {
+    /// Base URLs (`http://alertmanager:9093`, or with a path prefix); `/api/v2/alerts` is appended.
+    pub urls: Vec<String>,
+    /// Firing alerts are posted again this often, each valid for four intervals, so that
+    /// Alertmanager keeps them across its restarts and resolves them itself if kmswatch stops.
+    pub resend_interval_secs: u64,
+    /// Timeout of one POST.
+    pub timeout_secs: u64,
+    /// Alerts (and firing-set updates) the sink's queue holds.
+    pub queue_capacity: usize,
+    /// Alerts per POST; more are split into several POSTs.
+    pub max_alerts_per_post: usize,
+    /// The `link` annotation; `None`: no link.
+    pub link_template: Option<LinkTemplate>,
+}
+
+impl AlertmanagerConfig {
+    /// The defaults for everything but the URLs.
+    pub fn new(urls: Vec<String>) -> Self {
+        AlertmanagerConfig {
+            urls,
+            resend_interval_secs: 60,
+            timeout_secs: 10,
+            queue_capacity: 1024,
+            max_alerts_per_post: 64,
+            link_template: None,
+        }
+    }
+}
+
+/// A webhook: one JSON POST per alert, in the alert schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// HMAC-SHA256 key for the signature header (from the variable `secret_env` names).
+    pub secret: Option<Secret>,
+    /// Sent as `Authorization: Bearer` (from the variable `token_env` names).
+    pub token: Option<Secret>,
+    /// Timeout of one POST.
+    pub timeout_secs: u64,
+    /// Alerts the webhook's queue holds.
+    pub queue_capacity: usize,
+}
+
+impl WebhookConfig {
+    /// The defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        WebhookConfig {
+            url: url.into(),
+            secret: None,
+            token: None,
+            timeout_secs: 10,
+            queue_capacity: 1024,
+        }
+    }
+}
+
+/// A value read from the environment that must not be printed (keys, tokens).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

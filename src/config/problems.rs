@@ -76,12 +76,15 @@ impl Checker<'_> {
         self.spoiled.insert(name);
     }
 
-    /// Whether the value named `name`, or its table, was reported and dropped.
+    /// Whether the value named `name`, or a table (or array element) holding it, was reported and
+    /// dropped: `alerts.webhook[0].url` is spoiled by itself, `alerts.webhook[0]`,
+    /// `alerts.webhook` and `alerts`.
     pub(super) fn is_spoiled(&self, name: &str) -> bool {
         self.spoiled.contains(name)
             || name
-                .split_once('.')
-                .is_some_and(|(table, _)| self.spoiled.contains(table))
+                .char_indices()
+                .filter(|(_, c)| matches!(c, '.' | '['))
+                .any(|(i, _)| self.spoiled.contains(&name[..i]))
     }
 
     /// The file's problems by position (duplicates dropped), then the environment's.

@@ -145,6 +145,50 @@ pub(super) struct RawMetrics {
 pub(super) struct RawAlerts {
     /// `"-"` (stdout), a file path, or `false`: any TOML value, checked by `validate`.
     pub jsonl: Field<toml::Value>,
+    /// Capacity of the JSON-lines sink's queue, in alerts.
+    pub jsonl_queue_capacity: Field<i64>,
+    /// Tries of a failed HTTP delivery, the first included.
+    pub max_attempts: Field<i64>,
+    /// First retry backoff of a delivery, in milliseconds.
+    pub retry_base_ms: Field<i64>,
+    /// Largest retry backoff of a delivery, in milliseconds.
+    pub retry_max_ms: Field<i64>,
+    /// `[alerts.alertmanager]`; absent: no Alertmanager.
+    pub alertmanager: Table<RawAlertmanager>,
+    /// `[[alerts.webhook]]`, one table per webhook.
+    pub webhook: Field<Vec<Spanned<RawWebhook>>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlertmanager {
+    /// Base URLs of the Alertmanager instances.
+    pub urls: Field<Vec<Spanned<String>>>,
+    /// Seconds between posts of the firing alerts.
+    pub resend_interval_secs: Field<i64>,
+    /// Timeout of one POST, in seconds.
+    pub timeout_secs: Field<i64>,
+    /// Capacity of the sink's queue.
+    pub queue_capacity: Field<i64>,
+    /// Most alerts in one POST.
+    pub max_alerts_per_post: Field<i64>,
+    /// URL template of the `link` annotation.
+    pub link_template: Field<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    /// Where alerts are posted.
+    pub url: Field<String>,
+    /// Name of the environment variable holding the HMAC-SHA256 key.
+    pub secret_env: Field<String>,
+    /// Name of the environment variable holding the bearer token.
+    pub token_env: Field<String>,
+    /// Timeout of one POST, in seconds.
+    pub timeout_secs: Field<i64>,
+    /// Capacity of the webhook's queue.
+    pub queue_capacity: Field<i64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -161,9 +205,17 @@ pub(super) struct RawService {
     pub shutdown_deadline_secs: Field<i64>,
 }
 
-/// The fields of the table at `path` (`""`: the top level; `"source"`: `[source]`), or `None`
+/// The tables written `[[name]]`, an array of tables each.
+pub(super) const ARRAYS_OF_TABLES: [&str; 1] = ["alerts.webhook"];
+
+/// The fields of the table at `path` (`""`: the top level; `"source"`: `[source]`;
+/// `"alerts.webhook"` or `"alerts.webhook[1]"`: an element of `[[alerts.webhook]]`), or `None`
 /// when `path` is not a table of the configuration.
 pub(super) fn table_fields(path: &str) -> Option<&'static [&'static str]> {
+    let path = match path.strip_suffix(']').and_then(|p| p.rsplit_once('[')) {
+        Some((array, index)) if index.bytes().all(|b| b.is_ascii_digit()) => array,
+        _ => path,
+    };
     Some(match path {
         "" => fields_of::<RawConfig>(),
         "source" => fields_of::<RawSource>(),
@@ -174,6 +226,8 @@ pub(super) fn table_fields(path: &str) -> Option<&'static [&'static str]> {
         "http" => fields_of::<RawHttp>(),
         "metrics" => fields_of::<RawMetrics>(),
         "alerts" => fields_of::<RawAlerts>(),
+        "alerts.alertmanager" => fields_of::<RawAlertmanager>(),
+        "alerts.webhook" => fields_of::<RawWebhook>(),
         "log" => fields_of::<RawLog>(),
         "service" => fields_of::<RawService>(),
         _ => return None,

@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue, Deserializer};
 use toml::Spanned;
 
 use super::problems::Checker;
-use super::raw::{table_fields, RawConfig};
+use super::raw::{table_fields, RawConfig, ARRAYS_OF_TABLES};
 use crate::problem::{a_type, with_hint};
 
 /// The raw configuration, or `None` when the text cannot be read at all (already reported).
@@ -27,7 +27,7 @@ pub(super) fn read(text: &str, ck: &mut Checker<'_>) -> Option<RawConfig> {
     let span = root.span();
     let mut table = root.into_inner();
     drop_recovered(&mut table, "", ck);
-    drop_non_tables(&mut table, ck);
+    drop_non_tables(&mut table, "", ck);
     for _ in 0..=count_entries(&table) {
         let de = Deserializer::from(Spanned::new(span.clone(), table.clone()));
         let error = match RawConfig::deserialize(de) {
@@ -86,10 +86,22 @@ fn take(table: &mut DeTable<'_>, path: &str, at: &Range<usize>) -> Option<Hit> {
             break;
         }
         // A `[table]`'s span is its header: its entries lie outside it, so always look inside.
-        if let DeValue::Table(inner) = value.get_mut() {
-            if let Some(hit) = take(inner, &name, at) {
-                return Some(hit);
+        match value.get_mut() {
+            DeValue::Table(inner) => {
+                if let Some(hit) = take(inner, &name, at) {
+                    return Some(hit);
+                }
             }
+            DeValue::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let DeValue::Table(inner) = item.get_mut() {
+                        if let Some(hit) = take(inner, &format!("{name}[{i}]"), at) {
+                            return Some(hit);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         let span = value.span();
         if span.start <= at.start && at.end <= span.end {
@@ -121,10 +133,22 @@ fn drop_recovered(table: &mut DeTable<'_>, path: &str, ck: &mut Checker<'_>) {
     let mut recovered = Vec::new();
     for (key, value) in table.iter_mut() {
         let name = join(path, key.get_ref());
-        if let DeValue::Table(inner) = value.get_mut() {
-            drop_recovered(inner, &name, ck);
-        } else if made_up(value) {
-            recovered.push((key.get_ref().to_string(), name));
+        let recovered_value = made_up(value);
+        match value.get_mut() {
+            DeValue::Table(inner) => drop_recovered(inner, &name, ck),
+            DeValue::Array(items)
+                if items
+                    .iter()
+                    .any(|i| matches!(i.get_ref(), DeValue::Table(_))) =>
+            {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let DeValue::Table(inner) = item.get_mut() {
+                        drop_recovered(inner, &format!("{name}[{i}]"), ck);
+                    }
+                }
+            }
+            _ if recovered_value => recovered.push((key.get_ref().to_string(), name)),
+            _ => {}
         }
     }
     for (key, name) in recovered {
@@ -133,20 +157,40 @@ fn drop_recovered(table: &mut DeTable<'_>, path: &str, ck: &mut Checker<'_>) {
     }
 }
 
-/// Removes and reports the sections (`[source]`, ...) that are not tables. serde would take
-/// `[[alerts]]` for `[alerts]`: derived structs also accept a sequence of their fields.
-fn drop_non_tables(root: &mut DeTable<'_>, ck: &mut Checker<'_>) {
+/// Removes and reports the sections (`[source]`, `[alerts.alertmanager]`, ...) that are not tables
+/// and the `[[alerts.webhook]]`s that are not arrays of tables. serde would take `[[alerts]]` for
+/// `[alerts]`: derived structs also accept a sequence of their fields.
+fn drop_non_tables(table: &mut DeTable<'_>, path: &str, ck: &mut Checker<'_>) {
     let mut wrong = Vec::new();
-    for (key, value) in root.iter() {
-        let name = key.get_ref();
-        if table_fields(name).is_some() && !matches!(value.get_ref(), DeValue::Table(_)) {
-            let message = bad_value(name, a_type(value.get_ref()), false, "");
-            ck.report_span(value.span(), message);
-            wrong.push(name.to_string());
+    for (key, value) in table.iter_mut() {
+        let name = join(path, key.get_ref());
+        let array = ARRAYS_OF_TABLES.contains(&name.as_str());
+        if !array && table_fields(&name).is_none() {
+            continue;
+        }
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::Table(inner) if !array => drop_non_tables(inner, &name, ck),
+            DeValue::Array(items)
+                if array
+                    && items
+                        .iter()
+                        .all(|i| matches!(i.get_ref(), DeValue::Table(_))) =>
+            {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let DeValue::Table(inner) = item.get_mut() {
+                        drop_non_tables(inner, &format!("{name}[{i}]"), ck);
+                    }
+                }
+            }
+            other => {
+                ck.report_span(span, bad_value(&name, a_type(other), false, ""));
+                wrong.push((key.get_ref().to_string(), name));
+            }
         }
     }
-    for name in wrong {
-        root.remove(name.as_str());
+    for (key, name) in wrong {
+        table.remove(key.as_str());
         ck.spoil(name);
     }
 }
@@ -161,6 +205,15 @@ fn count_entries(table: &DeTable<'_>) -> usize {
         .values()
         .map(|v| match v.get_ref() {
             DeValue::Table(inner) => 1 + count_entries(inner),
+            DeValue::Array(items) => {
+                1 + items
+                    .iter()
+                    .map(|i| match i.get_ref() {
+                        DeValue::Table(inner) => count_entries(inner),
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+            }
             _ => 1,
         })
         .sum()
@@ -177,6 +230,12 @@ fn join(path: &str, key: &str) -> String {
 fn unknown_field(table: &str, key: &str) -> String {
     let message = if table.is_empty() {
         format!("unknown top-level field \"{key}\"")
+    } else if let Some(array) = ARRAYS_OF_TABLES.iter().find(|a| {
+        table
+            .strip_prefix(**a)
+            .is_some_and(|rest| rest.starts_with('['))
+    }) {
+        format!("unknown field \"{key}\" in [[{array}]]")
     } else {
         format!("unknown field \"{key}\" in [{table}]")
     };
@@ -196,6 +255,14 @@ fn unknown_field(table: &str, key: &str) -> String {
 /// The message for a value of the wrong type; `serde` is serde's own message, used for what the
 /// field expects (`"invalid type: string \"x\", expected i64"`). A section expects a table.
 fn bad_value(name: &str, got: &'static str, element: bool, serde: &str) -> String {
+    if ARRAYS_OF_TABLES.contains(&name) {
+        let hint = if got == "a table" {
+            format!(" (write [[{name}]], not [{name}])")
+        } else {
+            String::new()
+        };
+        return format!("expected an array of tables for [[{name}]], got {got}{hint}");
+    }
     if table_fields(name).is_some() {
         let hint = if got == "an array" {
             format!(" (write [{name}], not [[{name}]])")

@@ -78,21 +78,36 @@ fn the_example_names_every_field_of_every_table() {
         .collect::<Vec<_>>()
         .join("\n");
     let root: toml::Table = uncommented.parse().expect("the example parses uncommented");
-    for table in table_fields("").unwrap() {
-        let Some(fields) = table_fields(table) else {
-            continue;
-        };
-        let written = root
-            .get(*table)
-            .and_then(|t| t.as_table())
-            .unwrap_or_else(|| panic!("[{table}] missing from the example"));
+    // Every table, nested ones included (`alerts.alertmanager`; an array of tables: its first).
+    let mut tables = vec![(String::new(), root.clone())];
+    let mut checked = 0;
+    while let Some((path, table)) = tables.pop() {
+        let fields = table_fields(&path).unwrap_or_else(|| panic!("[{path}] is not a table"));
         for field in fields {
-            assert!(
-                written.contains_key(*field),
-                "{table}.{field} missing from the example"
-            );
+            if path.is_empty() && table_fields(field).is_none() {
+                continue; // `shutdown_deadline_secs`: written in [service]
+            }
+            let name = if path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            let value = table
+                .get(*field)
+                .unwrap_or_else(|| panic!("{name} missing from the example"));
+            let nested = match value {
+                toml::Value::Table(t) => Some(t.clone()),
+                toml::Value::Array(a) => a.first().and_then(|t| t.as_table()).cloned(),
+                _ => None,
+            };
+            match nested {
+                Some(t) if table_fields(&name).is_some() => tables.push((name, t)),
+                _ => {}
+            }
         }
+        checked += 1;
     }
+    assert_eq!(checked, 13, "tables checked");
 }
 
 #[test]
@@ -277,7 +292,7 @@ fn unknown_fields_are_reported_at_the_key_with_a_hint() {
     #[rustfmt::skip]
     let cases: &[(&str, &str)] = &[
         ("shutdown_deadline = 5\n", "1:1: unknown top-level field \"shutdown_deadline\" (did you mean \"shutdown_deadline_secs\"?)"),
-        ("alerts = { jsonl = \"-\", webhook = \"x\" }\n", "1:25: unknown field \"webhook\" in [alerts] (expected one of: jsonl)"),
+        ("alerts = { jsonl = \"-\", webhooks = \"x\" }\n", "1:25: unknown field \"webhooks\" in [alerts] (did you mean \"webhook\"?)"),
         ("[sourec]\nx = 1\n", "4:2: unknown top-level field \"sourec\" (did you mean \"source\"?)"),
         ("[metric]\n", "4:2: unknown top-level field \"metric\" (did you mean \"metrics\"?)"),
         ("[zzz]\n", "4:2: unknown top-level field \"zzz\" (expected one of: source, engine, decode, rules, state, http, metrics, alerts, log, service, shutdown_deadline_secs)"),
@@ -559,5 +574,132 @@ fn load_reports_a_missing_file_at_its_start() {
             path.display()
         )),
         "{s}"
+    );
+}
+
+#[test]
+fn alert_sinks_are_read_with_secrets_from_the_environment() {
+    let text = format!(
+        "{SOURCE}[alerts]\njsonl = false\nmax_attempts = 3\nretry_base_ms = 10\nretry_max_ms = 20\n\
+         [alerts.alertmanager]\nurls = [\"http://am-0:9093/\", \"https://am-1.example.com/prefix\"]\n\
+         resend_interval_secs = 30\nlink_template = \"https://x/{{event_id}}\"\n\
+         [[alerts.webhook]]\nurl = \"https://soar.example.com/hook\"\nsecret_env = \"HOOK_KEY\"\n\
+         token_env = \"HOOK_TOKEN\"\ntimeout_secs = 3\n\
+         [[alerts.webhook]]\nurl = \"http://127.0.0.1:8080/\"\nqueue_capacity = 5\n"
+    );
+    let c = ok(&text, &[("HOOK_KEY", "k3y"), ("HOOK_TOKEN", "t0ken")]);
+    let a = &c.alerts;
+    assert_eq!(a.jsonl, None);
+    assert_eq!(
+        a.retry,
+        crate::retry::RetryPolicy {
+            max_attempts: 3,
+            base_ms: 10,
+            max_ms: 20
+        }
+    );
+    let am = a.alertmanager.as_ref().unwrap();
+    assert_eq!(
+        am.urls,
+        ["http://am-0:9093", "https://am-1.example.com/prefix"]
+    );
+    assert_eq!((am.resend_interval_secs, am.timeout_secs), (30, 10));
+    assert_eq!(
+        am.link_template,
+        Some(crate::sinks::LinkTemplate::parse("https://x/{event_id}").unwrap())
+    );
+    assert_eq!(a.webhooks.len(), 2);
+    let w = &a.webhooks[0];
+    assert_eq!(w.url, "https://soar.example.com/hook");
+    assert_eq!(w.secret.as_ref().map(Secret::expose), Some("k3y"));
+    assert_eq!(w.token.as_ref().map(Secret::expose), Some("t0ken"));
+    assert_eq!((w.timeout_secs, w.queue_capacity), (3, 1024));
+    // Secrets do not show in the configuration's debug output.
+    assert!(!format!("{c:?}").contains("k3y"));
+    let mut second = WebhookConfig::new("http://127.0.0.1:8080/");
+    second.queue_capacity = 5;
+    assert_eq!(a.webhooks[1], second);
+
+    // The environment alone enables Alertmanager.
+    let c = ok(
+        SOURCE,
+        &[(
+            "KMSWATCH_ALERTMANAGER_URLS",
+            " http://a:9093, http://b:9093 ,",
+        )],
+    );
+    let mut want = AlertmanagerConfig::new(vec!["http://a:9093".into(), "http://b:9093".into()]);
+    want.resend_interval_secs = 60;
+    assert_eq!(c.alerts.alertmanager, Some(want));
+}
+
+#[test]
+fn each_alert_sink_problem_is_reported_at_once() {
+    let text = "\
+[source]
+queue_url = \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"
+buckets = [\"trail-bucket\"]
+[alerts]
+jsonl_queue_capacity = 0
+retry_base_ms = 100
+retry_max_ms = 50
+[alerts.alertmanager]
+urls = [\"alertmanager:9093\", \"http://a:9093\", \"http://a:9093/\", \"http://u:p@b:9093\"]
+resend_interval_secs = 0
+timeout_secs = 301
+max_alerts_per_post = 0
+link_template = \"https://x/{keyid}\"
+[[alerts.webhook]]
+secret_env = \"UNSET_KEY\"
+token_env = \"not a name\"
+[[alerts.webhook]]
+url = \"https://h/\"
+secret_env = \"EMPTY_KEY\"
+queue_capacity = 0
+urll = \"x\"
+[[alerts.webhook]]
+url = 7
+";
+    assert_eq!(
+        problems(text, &[("EMPTY_KEY", " ")]),
+        vec![
+            "5:24: alerts.jsonl_queue_capacity must be between 1 and 1000000, got 0",
+            "7:16: alerts.retry_max_ms (50) must be >= alerts.retry_base_ms (100): raise retry_max_ms or lower retry_base_ms",
+            "9:9: invalid alerts.alertmanager.urls \"alertmanager:9093\": expected an http(s) URL like http://alertmanager:9093",
+            "9:47: duplicate URL \"http://a:9093\" in alerts.alertmanager.urls: remove it",
+            "9:65: invalid alerts.alertmanager.urls \"http://u:p@b:9093\": credentials in the URL are not supported; use token_env for a bearer token",
+            "10:24: alerts.alertmanager.resend_interval_secs must be between 1 and 3600, got 0",
+            "11:16: alerts.alertmanager.timeout_secs must be between 1 and 300, got 301",
+            "12:23: alerts.alertmanager.max_alerts_per_post must be between 1 and 10000, got 0",
+            "13:17: invalid alerts.alertmanager.link_template \"https://x/{keyid}\": unknown placeholder {keyid}; known: {rule}, {severity}, {key}, {principal}, {service}, {account}, {region}, {operation}, {error}, {event_id}, {window_start}, {window_end}",
+            "14:1: missing required field \"url\" in [[alerts.webhook]] number 1: where to POST alerts, like https://soar.example.com/hooks/kmswatch",
+            "15:14: alerts.webhook[0].secret_env: the environment variable UNSET_KEY is not set: put the HMAC-SHA256 key in it, or remove secret_env",
+            "16:13: invalid alerts.webhook[0].token_env \"not a name\": expected the name of an environment variable, like KMSWATCH_WEBHOOK_SECRET (the secret itself does not belong in the file)",
+            "19:14: alerts.webhook[1].secret_env: the environment variable EMPTY_KEY is empty: put the HMAC-SHA256 key in it, or remove secret_env",
+            "20:18: alerts.webhook[1].queue_capacity must be between 1 and 1000000, got 0",
+            "21:1: unknown field \"urll\" in [[alerts.webhook]] (did you mean \"url\"?)",
+            "23:7: expected a string for alerts.webhook[2].url, got an integer",
+        ]
+    );
+}
+
+#[test]
+fn alert_sink_tables_must_have_their_shape() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &str)] = &[
+        ("[alerts.webhook]\nurl = \"https://h/\"", "4:1: expected an array of tables for [[alerts.webhook]], got a table (write [[alerts.webhook]], not [alerts.webhook])"),
+        ("[alerts]\nwebhook = \"https://h/\"", "5:11: expected an array of tables for [[alerts.webhook]], got a string"),
+        ("[[alerts.alertmanager]]\nurls = [\"http://a:9093\"]", "4:1: expected a table for [alerts.alertmanager], got an array (write [alerts.alertmanager], not [[alerts.alertmanager]])"),
+        ("[alerts.alertmanager]\nurls = []", "5:8: alerts.alertmanager.urls is empty: name at least one Alertmanager, like http://alertmanager:9093 (or remove [alerts.alertmanager])"),
+        ("[alerts.alertmanager]\ntimeout_secs = 5", "4:1: missing required field \"urls\" in [alerts.alertmanager]: the base URL of each Alertmanager, like http://alertmanager:9093 (or set KMSWATCH_ALERTMANAGER_URLS)"),
+        ("[alerts.alertmanager]\nurls = \"http://a:9093\"", "5:8: expected an array for alerts.alertmanager.urls, got a string"),
+    ];
+    for (extra, want) in cases {
+        let text = format!("{SOURCE}{extra}\n");
+        assert_eq!(problems(&text, &[]), vec![want.to_string()], "{extra}");
+    }
+    assert_eq!(
+        problems(SOURCE, &[("KMSWATCH_ALERTMANAGER_URLS", ",")]),
+        vec!["$KMSWATCH_ALERTMANAGER_URLS: alerts.alertmanager.urls is empty: give a comma-separated list of Alertmanager URLs"]
     );
 }

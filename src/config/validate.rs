@@ -8,10 +8,10 @@
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use super::formats::{a_value_type, bucket_name, http_url, log_format, region, socket_addr};
+use super::formats::{bucket_name, http_url, log_format, region, socket_addr};
 use super::problems::{At, Checker};
 use super::raw::{Field, RawConfig, RawService, RawSource, RawState, Table};
-use super::{JsonlTarget, ServeConfig, SourceConfig, StateConfig};
+use super::{ServeConfig, SourceConfig, StateConfig};
 
 /// Limits: any count >= 1.
 const LIMIT: RangeInclusive<i64> = 1..=i64::MAX;
@@ -91,6 +91,8 @@ macro_rules! int {
         )
     };
 }
+
+mod alerts;
 
 struct Validator<'c, 's> {
     ck: &'c mut Checker<'s>,
@@ -296,7 +298,7 @@ impl Validator<'_, '_> {
         *state = Some(c);
     }
 
-    /// `[http]`, `[metrics]`, `[alerts]`, `[log]` and the shutdown deadline.
+    /// `[http]`, `[metrics]`, `[alerts]` (in `alerts`), `[log]` and the shutdown deadline.
     fn service(&mut self, c: &mut ServeConfig, raw: &RawConfig) {
         let (h, _) = table(&raw.http);
         if let Some(given) = self.given(Some("KMSWATCH_LISTEN"), &h.listen) {
@@ -309,10 +311,7 @@ impl Validator<'_, '_> {
         int!(self, "metrics", m, c.metrics, max_label_values, LIMIT);
         int!(self, "metrics", m, c.metrics, max_series, LIMIT);
 
-        let (a, _) = table(&raw.alerts);
-        if let Some(v) = &a.jsonl {
-            self.jsonl(&mut c.alerts.jsonl, v);
-        }
+        self.alerts(&mut c.alerts, &raw.alerts);
 
         let (l, _) = table(&raw.log);
         if let Some(given) = self.given(Some("KMSWATCH_LOG_FORMAT"), &l.format) {
@@ -335,33 +334,6 @@ impl Validator<'_, '_> {
             (_, in_service) => {
                 self.int(out, "service.shutdown_deadline_secs", in_service, LIMIT);
             }
-        }
-    }
-
-    /// `alerts.jsonl`: `"-"` (stdout), a path, or `false`.
-    fn jsonl(&mut self, out: &mut Option<JsonlTarget>, v: &toml::Spanned<toml::Value>) {
-        let name = "alerts.jsonl";
-        match v.get_ref() {
-            toml::Value::String(s) if s == "-" => *out = Some(JsonlTarget::Stdout),
-            toml::Value::String(s) => {
-                let given = Given {
-                    value: s.clone(),
-                    at: At::Span(v.span()),
-                };
-                *out = self.path(name, given).map(JsonlTarget::File);
-            }
-            toml::Value::Boolean(false) => *out = None,
-            toml::Value::Boolean(true) => self.ck.report_span(
-                v.span(),
-                format!("{name} = true names no target: write \"-\" for stdout or a file path"),
-            ),
-            other => self.ck.report_span(
-                v.span(),
-                format!(
-                    "expected \"-\", a file path or false for {name}, got {}",
-                    a_value_type(other)
-                ),
-            ),
         }
     }
 
@@ -398,7 +370,7 @@ impl Validator<'_, '_> {
     /// reported as unusable.
     fn missing(&mut self, name: &str, header: &At, what: &str) {
         if !self.ck.is_spoiled(name) {
-            let (table, field) = name.split_once('.').unwrap_or(("", name));
+            let (table, field) = name.rsplit_once('.').unwrap_or(("", name));
             let message = format!("missing required field \"{field}\" in [{table}]: {what}");
             self.ck.report(header, message);
         }

@@ -1,7 +1,7 @@
 //! The fold: one thread owns the engine, folds decoded objects into it, advances the watermark on
-//! the wall clock, publishes alerts, checkpoints state, and only then lets messages be deleted.
+//! the wall clock, publishes alerts (metrics, the firing board, the sinks' queues, never waiting
+//! on a sink), checkpoints state, and only then lets messages be deleted.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::alerts::{Alert, JsonLinesSink};
+use crate::alerts::Alert;
 use crate::engine::{Engine, Folded};
 use crate::metrics::Metrics;
 use crate::server::AlertBoard;
+use crate::sinks::Sinks;
 use crate::sources::ObjectRef;
 use crate::state;
 
@@ -30,7 +31,8 @@ pub struct Fold {
     pub engine: Engine,
     pub metrics: Arc<Metrics>,
     pub board: Arc<AlertBoard>,
-    pub sink: Option<JsonLinesSink<Box<dyn Write + Send>>>,
+    /// Alert delivery; dropped (so the sinks flush and end) when the fold ends.
+    pub sinks: Sinks,
     pub checkpoint: Option<Checkpointing>,
     /// Close windows on the wall clock (`now - allowed lateness`), not only on event time.
     pub wall_clock: bool,
@@ -117,11 +119,6 @@ impl Fold {
         if saved && !pending.is_empty() {
             self.ack(Ack::Delete(pending, "processed"));
         }
-        if let Some(s) = &mut self.sink {
-            if let Err(error) = s.flush() {
-                error!(%error, "flushing alerts");
-            }
-        }
         self.engine
     }
 
@@ -166,26 +163,21 @@ impl Fold {
         self.engine.end_object(alerts);
     }
 
-    /// Shows what the engine says is firing (after a restore or a reload).
-    fn sync_board(&self) {
+    /// Shows what the engine says is firing (at start, after a restore or a reload), and tells
+    /// the sinks that keep a firing set.
+    fn sync_board(&mut self) {
         self.board.reset(self.engine.firing());
         self.metrics.set_firing(&self.board.counts());
+        self.sinks
+            .firing(self.engine.firing().map(|(_, v)| v.clone()).collect());
     }
 
+    /// Hands the alerts over; never waits on a sink.
     fn publish(&mut self, alerts: &mut Vec<Alert>) {
         for a in alerts.drain(..) {
             self.metrics.alert(&a);
             self.board.apply(&a);
-            if let Some(s) = &mut self.sink {
-                if let Err(error) = s.write(&a) {
-                    error!(%error, "writing an alert to the JSON-lines sink");
-                }
-            }
-        }
-        if let Some(s) = &mut self.sink {
-            if let Err(error) = s.flush() {
-                error!(%error, "flushing alerts");
-            }
+            self.sinks.publish(a);
         }
     }
 
@@ -235,11 +227,12 @@ mod tests {
             rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
         };
         let (acks, rx) = mpsc::channel(16);
+        let metrics = Arc::new(Metrics::new(LabelLimits::default()));
         let f = Fold {
             engine: Engine::new(EngineConfig::default(), rules),
-            metrics: Arc::new(Metrics::new(LabelLimits::default())),
+            metrics: metrics.clone(),
             board: Arc::new(AlertBoard::default()),
-            sink: None,
+            sinks: Sinks::none(metrics),
             checkpoint,
             wall_clock,
             acks,
@@ -315,6 +308,51 @@ mod tests {
             assert_eq!(fired, u64::from(wall_clock), "wall_clock = {wall_clock}");
             assert_eq!(board.firing().len(), usize::from(wall_clock));
         }
+    }
+
+    #[test]
+    fn the_fold_hands_alerts_and_firing_sets_to_the_sinks_without_waiting() {
+        use crate::sinks::SinkMsg;
+        let (mut f, _acks) = fold(None, true);
+        // Room for three messages; nobody reads them.
+        let (sinks, mut queue) = Sinks::with_queue(f.metrics.clone(), 3);
+        f.sinks = sinks;
+        let metrics = f.metrics.clone();
+        let inflight = Inflight::default();
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+        tx.try_send(FoldItem::Tick {
+            now: T0 + 300 + 900 + 1,
+        })
+        .unwrap();
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
+        };
+        tx.try_send(FoldItem::Reload(rules.clone())).unwrap();
+        tx.try_send(FoldItem::Reload(rules)).unwrap();
+        drop(tx);
+        f.run(rx);
+        // At start: nothing fires. Then the alert, then what fires after the first reload; the
+        // second reload's finds the queue full and is dropped, and the fold went on.
+        match queue.try_recv().unwrap() {
+            SinkMsg::Firing(all) => assert!(all.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        let fired = match queue.try_recv().unwrap() {
+            SinkMsg::Alert(a) => serde_json::to_value(&*a).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fired["rule"], "t");
+        match queue.try_recv().unwrap() {
+            SinkMsg::Firing(all) => assert_eq!(*all, vec![fired]),
+            other => panic!("{other:?}"),
+        }
+        assert!(queue.try_recv().is_err());
+        let dropped = metrics
+            .alert_deliveries
+            .with_label_values(&["test", "dropped"])
+            .get();
+        assert_eq!(dropped, 1);
     }
 
     #[test]

@@ -11,9 +11,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::decode::{decode_object, DecodeLimits};
 use crate::metrics::Metrics;
+use crate::retry::RetryPolicy;
 use crate::server::Readiness;
 use crate::sources::notify::{parse_notification, Notification};
-use crate::sources::retry::RetryPolicy;
 use crate::sources::s3::fetch_object;
 use crate::sources::sqs::{Queue, Received};
 use crate::sources::{classify, ObjectRef};

@@ -11,8 +11,6 @@ mod inflight;
 mod intake;
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,14 +18,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::alerts::JsonLinesSink;
-use crate::config::{JsonlTarget, ServeConfig};
+use crate::config::ServeConfig;
 use crate::decode::DecodedObject;
 use crate::engine::Engine;
 use crate::metrics::{LabelLimits, Metrics};
+use crate::retry::RetryPolicy;
 use crate::rules::{load_paths, RuleSet};
 use crate::server::{router, AlertBoard, AppState, Readiness};
-use crate::sources::retry::RetryPolicy;
+use crate::sinks::{self, SinkError};
 use crate::sources::sqs::Queue;
 use crate::sources::ObjectRef;
 use crate::state::{self, StateError};
@@ -77,12 +75,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the alerts file {path}: {source}")]
-    Alerts {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
     #[error("the engine thread failed: {0}")]
     Engine(String),
 }
@@ -166,37 +160,15 @@ async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Cli
     )
 }
 
-fn open_sink(
-    cfg: &ServeConfig,
-) -> Result<Option<JsonLinesSink<Box<dyn Write + Send>>>, ServeError> {
-    Ok(match &cfg.alerts.jsonl {
-        None => None,
-        Some(JsonlTarget::Stdout) => Some(JsonLinesSink::new(Box::new(BufWriter::new(
-            std::io::stdout(),
-        )))),
-        Some(JsonlTarget::File(p)) => {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|source| ServeError::Alerts {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-            Some(JsonLinesSink::new(Box::new(BufWriter::new(f))))
-        }
-    })
-}
-
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let rules = load_rules(&cfg)?;
     let engine = start_engine(&cfg, rules)?;
-    let sink = open_sink(&cfg)?;
     let metrics = Arc::new(Metrics::new(LabelLimits {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
     }));
+    let (sinks, sink_tasks) = sinks::start(&cfg.alerts, metrics.clone())?;
     let readiness = Arc::new(Readiness::default());
     readiness.rules_loaded.store(true, Ordering::Relaxed);
     let board = Arc::new(AlertBoard::default());
@@ -367,7 +339,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         engine,
         metrics: metrics.clone(),
         board: board.clone(),
-        sink,
+        sinks,
         checkpoint: cfg.state.as_ref().map(|s| Checkpointing {
             path: s.path.clone(),
             every: Duration::from_secs(s.save_interval_secs),
@@ -415,11 +387,13 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         let _ = abort_tx.send(true);
         let _ = dispatcher.await;
     }
-    // The fold ends once every sender is gone: saves state and hands over the deletes.
+    // The fold ends once every sender is gone: saves state and hands over the deletes. Its end
+    // drops the sinks' queues: they deliver what they hold and stop.
     let engine = folder
         .await
         .map_err(|e| ServeError::Engine(e.to_string()))?;
     let _ = acker.await;
+    sink_tasks.finish(deadline).await;
     // What is still in flight was not finished: make it visible again for another consumer.
     for m in inflight.all() {
         let _ = queue.set_visibility(&m.receipt, 0, |_, _| {}).await;

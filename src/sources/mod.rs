@@ -2,11 +2,10 @@
 //! files, and the canonical order replay processes them in.
 //!
 //! Sources: `dir` (a directory tree, for replay); `sqs` and `s3` (the live service: queue messages
-//! announce objects, fetched from S3), with the `retry` policy they share.
+//! announce objects, fetched from S3), retried with `crate::retry`.
 
 mod dir;
 pub mod notify;
-pub mod retry;
 pub mod s3;
 pub mod sqs;
 

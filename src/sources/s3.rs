@@ -4,7 +4,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
-use super::retry::{with_retries, RetryPolicy, Retryable};
+use crate::retry::{with_retries, RetryPolicy, Retryable};
 
 /// Why an S3 or SQS call failed; the caller adds what it was about (`s3://bucket/key`, message id).
 #[derive(Debug, thiserror::Error)]

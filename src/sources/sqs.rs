@@ -6,8 +6,8 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 
-use super::retry::{with_retries, RetryPolicy};
 use super::s3::{from_sdk, AwsError};
+use crate::retry::{with_retries, RetryPolicy};
 
 /// A received message, as the pipeline needs it.
 #[derive(Debug, Clone)]

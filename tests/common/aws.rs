@@ -329,6 +329,11 @@ jsonl = "{alerts}"
 
 impl Service {
     pub fn start(config: &Path, port: u16, log: &Path) -> Service {
+        Service::start_with_env(config, port, log, &[])
+    }
+
+    /// [`Service::start`] with extra environment variables (secrets the config names).
+    pub fn start_with_env(config: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Service {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -341,6 +346,7 @@ impl Service {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -361,15 +367,7 @@ impl Service {
 
     /// `GET path` over plain HTTP/1.0; the body on 200, else `None`.
     pub fn get(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let (head, body) = resp.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.0 200")
-            .then(|| body.to_owned())
-            .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
+        http_get(self.port, path)
     }
 
     pub fn metrics(&self) -> String {
@@ -397,6 +395,17 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` from 127.0.0.1:`port` over plain HTTP/1.0; the body on 200, else `None`.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")).then(|| body.to_owned())
 }
 
 /// The sum of every sample of metric `name` whose labels contain each of `labels`

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: log-file builders, running the binary, golden diffs.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod aws;
+pub mod receiver;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

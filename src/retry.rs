@@ -1,11 +1,11 @@
-//! Retries of S3 and SQS calls: capped exponential backoff with full jitter.
+//! Retries of S3, SQS and alert-delivery calls: capped exponential backoff with full jitter.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
 /// How often and how patiently a retryable call is tried.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Tries in all, the first included.
     pub max_attempts: u32,
