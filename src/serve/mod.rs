@@ -6,11 +6,12 @@
 //! A message is deleted only after every object it names is folded and, with a state file,
 //! only after a state save that includes them.
 
+mod ack;
 mod fold;
 mod inflight;
 mod intake;
+mod setup;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use tracing::{error, info, warn};
 
 use crate::config::ServeConfig;
 use crate::decode::DecodedObject;
-use crate::engine::Engine;
 use crate::metrics::{LabelLimits, Metrics};
 use crate::retry::RetryPolicy;
 use crate::rules::{load_paths, RuleSet};
@@ -28,7 +28,9 @@ use crate::server::{router, AlertBoard, AppState, Readiness};
 use crate::sinks::{self, SinkError};
 use crate::sources::sqs::Queue;
 use crate::sources::ObjectRef;
-use crate::state::{self, StateError};
+use crate::state::StateError;
+
+pub use setup::load_rules;
 
 use fold::{Checkpointing, Fold};
 use inflight::{Inflight, Msg};
@@ -87,83 +89,10 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Loads the rules a config names, rendering every problem.
-pub fn load_rules(cfg: &ServeConfig) -> Result<RuleSet, ServeError> {
-    load_paths(&cfg.rules).map_err(|e| ServeError::Rules {
-        paths: cfg
-            .rules
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        problems: e
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    })
-}
-
-/// The engine to start from: restored from the state file when there is one.
-fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Engine, ServeError> {
-    let Some(sc) = &cfg.state else {
-        return Ok(Engine::new(cfg.engine.clone(), rules));
-    };
-    match state::load(&sc.path) {
-        Ok(saved) => {
-            let (engine, notes) = Engine::restore(cfg.engine.clone(), rules, saved)?;
-            for note in notes {
-                info!(%note, "state restore");
-            }
-            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, "state restored");
-            Ok(engine)
-        }
-        Err(StateError::Missing { .. }) => {
-            info!(path = %sc.path.display(), "no state file yet; starting fresh");
-            Ok(Engine::new(cfg.engine.clone(), rules))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        // Retries are ours (counted, with jitter); the SDK tries once.
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(
-                    cfg.source.wait_time_secs as u64 + 30,
-                ))
-                .build(),
-        );
-    if let Some(r) = &cfg.source.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(e) = &cfg.source.endpoint_url {
-        loader = loader.endpoint_url(e);
-    }
-    let sdk = loader.load().await;
-    // A custom endpoint (LocalStack, moto, MinIO) needs path-style bucket addressing.
-    let custom =
-        cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(custom)
-        .build();
-    (
-        aws_sdk_sqs::Client::new(&sdk),
-        aws_sdk_s3::Client::from_conf(s3),
-    )
-}
-
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let rules = load_rules(&cfg)?;
-    let engine = start_engine(&cfg, rules)?;
+    let engine = setup::start_engine(&cfg, rules)?;
     let metrics = Arc::new(Metrics::new(LabelLimits {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
@@ -180,7 +109,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         })?;
     info!(addr = %listener.local_addr().map_or(cfg.http.listen, |a| a), "serving /metrics, /healthz, /readyz, /api/alerts");
 
-    let (sqs, s3) = aws_clients(&cfg).await;
+    let (sqs, s3) = setup::aws_clients(&cfg).await;
     let src = &cfg.source;
     let policy = RetryPolicy {
         max_attempts: src.max_attempts,
@@ -349,7 +278,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     };
     let folder = tokio::task::spawn_blocking(move || fold.run(fold_rx));
 
-    let acker = tokio::spawn(acknowledge(
+    let acker = tokio::spawn(ack::acknowledge(
         queue.clone(),
         inflight.clone(),
         metrics.clone(),
@@ -425,76 +354,5 @@ async fn wait_for_termination() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => info!("SIGINT"),
-    }
-}
-
-/// Most acknowledgements taken in one round of the acknowledger.
-const MAX_ACKS_PER_ROUND: usize = 100;
-
-/// Deletes finished messages and releases failed ones, until the ack channel closes.
-async fn acknowledge(
-    queue: Queue,
-    inflight: Arc<Inflight>,
-    metrics: Arc<Metrics>,
-    failed_visibility_secs: i32,
-    mut rx: mpsc::Receiver<Ack>,
-) {
-    let retried = |op: &'static str| {
-        let m = metrics.clone();
-        move |_: u32, _: &crate::sources::s3::AwsError| {
-            m.aws_retries.with_label_values(&["sqs", op]).inc();
-        }
-    };
-    while let Some(first) = rx.recv().await {
-        // Take what else is waiting too, so deletes go out ten per call, not one.
-        let mut batch = vec![first];
-        while batch.len() < MAX_ACKS_PER_ROUND {
-            match rx.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
-            }
-        }
-        let mut deletes: BTreeMap<&'static str, Vec<Arc<Msg>>> = BTreeMap::new();
-        let mut releases = Vec::new();
-        for a in batch {
-            match a {
-                Ack::Delete(msgs, reason) => deletes.entry(reason).or_default().extend(msgs),
-                Ack::Release(m, reason) => releases.push((m, reason)),
-            }
-        }
-        for (reason, msgs) in deletes {
-            let items: Vec<(String, String)> = msgs
-                .iter()
-                .map(|m| (m.seq.to_string(), m.receipt.clone()))
-                .collect();
-            let failed = queue.delete(&items, retried("delete_message_batch")).await;
-            for m in &msgs {
-                inflight.remove(m.seq);
-                match failed.iter().find(|(seq, _)| *seq == m.seq.to_string()) {
-                    Some((_, why)) => {
-                        metrics
-                            .messages_failed
-                            .with_label_values(&["delete_failed"])
-                            .inc();
-                        warn!(message_id = %m.id, error = %why, "deleting the message failed; it will be redelivered and its events deduplicated");
-                    }
-                    None => metrics.messages_deleted.with_label_values(&[reason]).inc(),
-                }
-            }
-        }
-        for (m, reason) in releases {
-            metrics.messages_failed.with_label_values(&[reason]).inc();
-            if let Err(error) = queue
-                .set_visibility(
-                    &m.receipt,
-                    failed_visibility_secs,
-                    retried("change_message_visibility"),
-                )
-                .await
-            {
-                warn!(message_id = %m.id, %error, "releasing a failed message failed; it returns when its visibility lapses");
-            }
-            inflight.remove(m.seq);
-        }
     }
 }

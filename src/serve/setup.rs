@@ -1,0 +1,86 @@
+//! Starting the service: rules, the engine (restored from the state file when there is one) and
+//! the AWS clients.
+
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use crate::rules::{load_paths, RuleSet};
+use crate::state::{self, StateError};
+
+use super::ServeError;
+
+/// Loads the rules a config names, rendering every problem.
+pub fn load_rules(cfg: &ServeConfig) -> Result<RuleSet, ServeError> {
+    load_paths(&cfg.rules).map_err(|e| ServeError::Rules {
+        paths: cfg
+            .rules
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        problems: e
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// The engine to start from: restored from the state file when there is one.
+pub(super) fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Engine, ServeError> {
+    let Some(sc) = &cfg.state else {
+        return Ok(Engine::new(cfg.engine.clone(), rules));
+    };
+    match state::load(&sc.path) {
+        Ok(saved) => {
+            let (engine, notes) = Engine::restore(cfg.engine.clone(), rules, saved)?;
+            for note in notes {
+                info!(%note, "state restore");
+            }
+            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, "state restored");
+            Ok(engine)
+        }
+        Err(StateError::Missing { .. }) => {
+            info!(path = %sc.path.display(), "no state file yet; starting fresh");
+            Ok(Engine::new(cfg.engine.clone(), rules))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // Retries are ours (counted, with jitter); the SDK tries once.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(
+                    cfg.source.wait_time_secs as u64 + 30,
+                ))
+                .build(),
+        );
+    if let Some(r) = &cfg.source.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(e) = &cfg.source.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let sdk = loader.load().await;
+    // A custom endpoint (LocalStack, moto, MinIO) needs path-style bucket addressing.
+    let custom =
+        cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(custom)
+        .build();
+    (
+        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_s3::Client::from_conf(s3),
+    )
+}
