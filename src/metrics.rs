@@ -4,7 +4,7 @@
 //! Names follow Prometheus conventions: `kmswatch_` prefix, `_total` counters, base units
 //! (`_seconds`, `_bytes`). Labels other than the capped business labels take values from small
 //! known sets (reasons, kinds, rule ids). Where such a set is short and fixed (decode error kinds,
-//! overflowing labels, save and reload results) its series start at 0, so that `rate()` and
+//! overflowing labels, retried AWS calls, save and reload results) its series start at 0, so that `rate()` and
 //! `increase()` see the first event and dashboards show a flat line rather than "no data".
 
 use std::cell::RefCell;
@@ -153,6 +153,15 @@ const DECODE_ERROR_KINDS: [&str; 7] = [
     "malformed_record",
 ];
 
+/// The S3 and SQS calls the service retries (`serve`), started at 0.
+const AWS_CALLS: [(&str, &str); 5] = [
+    ("s3", "get_object"),
+    ("sqs", "receive_message"),
+    ("sqs", "delete_message_batch"),
+    ("sqs", "change_message_visibility"),
+    ("sqs", "get_queue_attributes"),
+];
+
 fn counter(r: &Recording, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
@@ -235,6 +244,9 @@ impl Metrics {
         }
         for label in USAGE_LABELS.iter().chain(&["series"]) {
             m.label_overflow.with_label_values(&[label]);
+        }
+        for (service, operation) in AWS_CALLS {
+            m.aws_retries.with_label_values(&[service, operation]);
         }
         for result in ["ok", "error"] {
             m.state_saves.with_label_values(&[result]);
