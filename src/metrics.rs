@@ -4,8 +4,8 @@
 //! Names follow Prometheus conventions: `kmswatch_` prefix, `_total` counters, base units
 //! (`_seconds`, `_bytes`). Labels other than the capped business labels take values from small
 //! known sets (reasons, kinds, rule ids). Where such a set is short and fixed (decode error kinds,
-//! overflowing labels, retried AWS calls, save and reload results) its series start at 0, so that `rate()` and
-//! `increase()` see the first event and dashboards show a flat line rather than "no data".
+//! overflowing labels, retried AWS calls, save and reload results) its series start at 0, so that
+//! `rate()` and `increase()` see the first event and dashboards show a flat line, not "no data".
 
 use std::cell::RefCell;
 use std::sync::Mutex;
