@@ -3,10 +3,14 @@
 //!
 //! Names follow Prometheus conventions: `kmswatch_` prefix, `_total` counters, base units
 //! (`_seconds`, `_bytes`). Labels other than the capped business labels take values from small
-//! known sets (reasons, kinds, rule ids).
+//! known sets (reasons, kinds, rule ids). Where such a set is short and fixed (decode error kinds,
+//! overflowing labels, retried AWS calls, save and reload results) its series start at 0, so that
+//! `rate()` and `increase()` see the first event and dashboards show a flat line, not "no data".
 
+use std::cell::RefCell;
 use std::sync::Mutex;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -87,6 +91,8 @@ impl Capper {
 /// The service's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
+    /// Every family registered, in order; the exposition omits vectors without children.
+    family_names: Vec<String>,
     capper: Mutex<Capper>,
 
     pub messages_received: IntCounter,
@@ -126,31 +132,66 @@ pub struct Metrics {
     pub alert_queue_depth: IntGaugeVec,
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+/// A registry that remembers the name of every family registered with it.
+#[derive(Default)]
+struct Recording {
+    registry: Registry,
+    names: RefCell<Vec<String>>,
+}
+
+impl Recording {
+    fn register(&self, c: Box<dyn Collector>) -> prometheus::Result<()> {
+        let mut names = self.names.borrow_mut();
+        names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
+        self.registry.register(c)
+    }
+}
+
+/// Decode error kinds (`decode::ObjectError::kind`, and `malformed_record`), started at 0.
+const DECODE_ERROR_KINDS: [&str; 7] = [
+    "gzip_truncated",
+    "gzip_corrupt",
+    "too_large",
+    "not_json",
+    "no_records",
+    "too_many_records",
+    "malformed_record",
+];
+
+/// The S3 and SQS calls the service retries (`serve`), started at 0.
+const AWS_CALLS: [(&str, &str); 5] = [
+    ("s3", "get_object"),
+    ("sqs", "receive_message"),
+    ("sqs", "delete_message_batch"),
+    ("sqs", "change_message_visibility"),
+    ("sqs", "get_queue_attributes"),
+];
+
+fn counter(r: &Recording, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+fn counter_vec(r: &Recording, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+fn gauge(r: &Recording, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+fn gauge_vec(r: &Recording, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+fn histogram(r: &Recording, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
@@ -159,7 +200,7 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
 
 impl Metrics {
     pub fn new(limits: LabelLimits) -> Self {
-        let r = Registry::new();
+        let r = Recording::default();
         let build = IntGaugeVec::new(
             Opts::new("kmswatch_build_info", "Always 1; the version in a label."),
             &["version"],
@@ -177,7 +218,7 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(alerts_firing.clone()))
             .expect("unique metric");
-        Metrics {
+        let m = Metrics {
             capper: Mutex::new(Capper::new(limits)),
             messages_received: counter(&r, "kmswatch_sqs_messages_received_total", "SQS messages received (redeliveries included)."),
             messages_deleted: counter_vec(&r, "kmswatch_sqs_messages_deleted_total", "SQS messages deleted once everything they named was folded into state, by reason.", &["reason"]),
@@ -208,8 +249,28 @@ impl Metrics {
             rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
             alert_deliveries: counter_vec(&r, "kmswatch_alert_deliveries_total", "Alerts handed to each sink target (jsonl, alertmanager[i], webhook[i]) by result: ok (delivered; Alertmanager re-sends included), retried (a try failed and is repeated), failed (given up), dropped (the sink's queue was full).", &["sink", "result"]),
             alert_queue_depth: gauge_vec(&r, "kmswatch_alert_queue_depth", "Messages waiting in each sink's queue (jsonl, alertmanager, webhook[i]).", &["sink"]),
-            registry: r,
+            family_names: r.names.take(),
+            registry: r.registry,
+        };
+        for kind in DECODE_ERROR_KINDS {
+            m.decode_errors.with_label_values(&[kind]);
         }
+        for label in USAGE_LABELS.iter().chain(&["series"]) {
+            m.label_overflow.with_label_values(&[label]);
+        }
+        for (service, operation) in AWS_CALLS {
+            m.aws_retries.with_label_values(&[service, operation]);
+        }
+        for result in ["ok", "error"] {
+            m.state_saves.with_label_values(&[result]);
+            m.rule_reloads.with_label_values(&[result]);
+        }
+        m
+    }
+
+    /// The name of every metric family, whether or not it has samples yet.
+    pub fn family_names(&self) -> Vec<&str> {
+        self.family_names.iter().map(String::as_str).collect()
     }
 
     /// Counts one distinct KMS call under its (capped) labels; `key` is the resolved key.
@@ -336,5 +397,36 @@ mod tests {
         assert!(text.contains("# HELP kmswatch_sqs_messages_received_total "));
         assert!(text.contains("kmswatch_sqs_messages_received_total 1\n"));
         assert!(text.contains("kmswatch_build_info{version=\""));
+    }
+
+    #[test]
+    fn family_names_include_vectors_without_children() {
+        let m = Metrics::new(LabelLimits::default());
+        let names = m.family_names();
+        let text = m.render();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        for name in ["kmswatch_kms_calls_total", "kmswatch_alerts_total"] {
+            assert!(names.contains(&name));
+            assert!(!text.contains(&format!("# TYPE {name} ")));
+        }
+        assert!(names.contains(&"kmswatch_event_lag_seconds"));
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn small_known_label_sets_start_at_zero() {
+        let text = Metrics::new(LabelLimits::default()).render();
+        for series in [
+            "kmswatch_decode_errors_total{kind=\"gzip_corrupt\"} 0",
+            "kmswatch_label_overflow_total{label=\"series\"} 0",
+            "kmswatch_state_saves_total{result=\"error\"} 0",
+            "kmswatch_rule_reloads_total{result=\"ok\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} not in\n{text}");
+        }
     }
 }
