@@ -1,8 +1,8 @@
 //! The SQS side of the live source: long-poll receives, batch deletes, visibility changes.
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
 
@@ -20,6 +20,19 @@ pub struct Received {
     pub sent_at_ms: Option<i64>,
     /// How many times SQS has handed the message out (1 on first delivery).
     pub receive_count: u32,
+}
+
+/// The entries of a batch call SQS refused, by position, with its reason.
+fn refused(failed: &[BatchResultErrorEntry]) -> Vec<(usize, String)> {
+    failed
+        .iter()
+        .map(|f| {
+            (
+                f.id().parse().unwrap_or(usize::MAX),
+                f.message().unwrap_or(f.code()).to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Most entries one SQS batch call takes.
@@ -115,48 +128,31 @@ impl Queue {
     pub async fn delete(
         &self,
         items: &[(String, String)],
-        mut on_retry: impl FnMut(u32, &AwsError),
+        on_retry: impl FnMut(u32, &AwsError),
     ) -> Vec<(String, String)> {
-        let mut failed = Vec::new();
-        for chunk in items.chunks(SQS_BATCH) {
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, receipt))| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let r = with_retries(
-                &self.policy,
-                || async {
-                    self.client
-                        .delete_message_batch()
-                        .queue_url(&self.url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                        .await
-                        .map_err(from_sdk)
-                },
-                &mut on_retry,
-            )
-            .await;
-            match r {
-                Ok(out) => {
-                    for f in out.failed() {
-                        let i: usize = f.id().parse().unwrap_or(usize::MAX);
-                        if let Some((id, _)) = chunk.get(i) {
-                            failed.push((id.clone(), f.message().unwrap_or(f.code()).to_owned()));
-                        }
-                    }
-                }
-                Err(e) => failed.extend(chunk.iter().map(|(id, _)| (id.clone(), e.to_string()))),
-            }
-        }
-        failed
+        self.in_batches(
+            items,
+            |i, receipt| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .ok()
+            },
+            |entries| async move {
+                let out = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(from_sdk)?;
+                Ok(refused(out.failed()))
+            },
+            on_retry,
+        )
+        .await
     }
 
     /// Sets the visibility timeout of messages by `(id, receipt)`, ten per call, retrying
@@ -165,42 +161,58 @@ impl Queue {
         &self,
         items: &[(String, String)],
         secs: i32,
-        mut on_retry: impl FnMut(u32, &AwsError),
+        on_retry: impl FnMut(u32, &AwsError),
     ) -> Vec<(String, String)> {
+        self.in_batches(
+            items,
+            |i, receipt| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(secs)
+                    .build()
+                    .ok()
+            },
+            |entries| async move {
+                let out = self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(from_sdk)?;
+                Ok(refused(out.failed()))
+            },
+            on_retry,
+        )
+        .await
+    }
+
+    /// Runs a batch call over `items` ten at a time (entry ids are positions in the chunk), with
+    /// retries; returns `(id, reason)` of every item SQS refused or that could not be sent.
+    async fn in_batches<E: Clone, Fut>(
+        &self,
+        items: &[(String, String)],
+        entry: impl Fn(usize, &str) -> Option<E>,
+        call: impl Fn(Vec<E>) -> Fut,
+        mut on_retry: impl FnMut(u32, &AwsError),
+    ) -> Vec<(String, String)>
+    where
+        Fut: std::future::Future<Output = Result<Vec<(usize, String)>, AwsError>>,
+    {
         let mut failed = Vec::new();
         for chunk in items.chunks(SQS_BATCH) {
-            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            let entries: Vec<E> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(i, (_, receipt))| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(secs)
-                        .build()
-                        .ok()
-                })
+                .filter_map(|(i, (_, receipt))| entry(i, receipt))
                 .collect();
-            let r = with_retries(
-                &self.policy,
-                || async {
-                    self.client
-                        .change_message_visibility_batch()
-                        .queue_url(&self.url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                        .await
-                        .map_err(from_sdk)
-                },
-                &mut on_retry,
-            )
-            .await;
-            match r {
-                Ok(out) => {
-                    for f in out.failed() {
-                        let i: usize = f.id().parse().unwrap_or(usize::MAX);
+            match with_retries(&self.policy, || call(entries.clone()), &mut on_retry).await {
+                Ok(refused) => {
+                    for (i, why) in refused {
                         if let Some((id, _)) = chunk.get(i) {
-                            failed.push((id.clone(), f.message().unwrap_or(f.code()).to_owned()));
+                            failed.push((id.clone(), why));
                         }
                     }
                 }
