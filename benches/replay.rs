@@ -6,6 +6,8 @@
 //! 2. decode + normalise + engine (the shipped rules) on one core, sequentially;
 //! 3. the real `replay` (files read from the page cache, decoded on all cores, folded in order).
 
+mod bench_set;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,7 +15,6 @@ use rayon::prelude::*;
 
 use kmswatch::decode::{decode_object, decompress, split_records, DecodeLimits};
 use kmswatch::engine::{Engine, EngineConfig};
-use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::replay::{replay, ReplayOptions};
 use kmswatch::rules::load_dir;
 use kmswatch::sources::{walk, ObjectRef};
@@ -27,29 +28,7 @@ fn main() {
     let dir = std::env::var_os("KMSWATCH_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo.join("bench-data"));
-    let marker = dir.join(format!(".complete-{mb}mb"));
-    if !marker.exists() {
-        eprintln!(
-            "generating {mb} MB of CloudTrail JSON into {} (once)...",
-            dir.display()
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        let t = Instant::now();
-        let r = generate(&GenerateOptions {
-            out: dir.clone(),
-            profile: Profile::Bench {
-                target_bytes: mb * 1_000_000,
-            },
-            seed: 7,
-        })
-        .expect("generating the benchmark set");
-        eprintln!(
-            "generated {} files in {:.1}s",
-            r.files,
-            t.elapsed().as_secs_f64()
-        );
-        std::fs::write(&marker, b"").expect("writing the marker");
-    }
+    bench_set::ensure_set(&dir, mb);
     let found = walk(std::slice::from_ref(&dir));
     let files: Vec<Vec<u8>> = found
         .objects

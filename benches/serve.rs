@@ -25,6 +25,8 @@
 //! which cargo sets for benches as for integration tests): the release build under `cargo bench`.
 //! `KMSWATCH_SERVE_BENCH_MB=5 cargo test --bench serve` runs the same code on the debug build.
 
+mod bench_set;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -42,7 +44,6 @@ use tokio::task::JoinSet;
 use common::aws::{
     cloudtrail_notification, free_port, metric, service_config, Clients, Moto, Service,
 };
-use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::sources::{walk, ObjectRef};
 
 /// The trail bucket in moto (the generator's name for it).
@@ -320,29 +321,7 @@ fn check(s: &Served, replayed: &Replayed, json_bytes: u64) {
 /// Generates the set into `dir` unless a complete one of `mb` MB is there; reads it in delivery
 /// order (replay's order).
 fn load_set(dir: &Path, mb: u64) -> Set {
-    let marker = dir.join(format!(".complete-{mb}mb"));
-    if !marker.exists() {
-        eprintln!(
-            "generating {mb} MB of CloudTrail JSON into {} (once)...",
-            dir.display()
-        );
-        let _ = std::fs::remove_dir_all(dir);
-        let t = Instant::now();
-        let r = generate(&GenerateOptions {
-            out: dir.to_owned(),
-            profile: Profile::Bench {
-                target_bytes: mb * 1_000_000,
-            },
-            seed: 7,
-        })
-        .expect("generating the benchmark set");
-        eprintln!(
-            "generated {} files in {:.1}s",
-            r.files,
-            t.elapsed().as_secs_f64()
-        );
-        std::fs::write(&marker, b"").expect("writing the marker");
-    }
+    bench_set::ensure_set(dir, mb);
     let found = walk(&[dir.to_owned()]);
     let objects = found
         .objects

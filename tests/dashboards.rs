@@ -648,14 +648,7 @@ fn upload(rt: &tokio::runtime::Runtime, c: &Clients) -> Vec<String> {
         format!("{dir}/111111111111_CloudTrail_us-east-1_20260205T0100Z_MALFORMED00000000.json.gz");
     let missing_key =
         format!("{dir}/111111111111_CloudTrail_us-east-1_20260205T0100Z_MISSING000000000.json.gz");
-    let mut corrupt = gzip(&log_file(&[decrypt_record(
-        "c",
-        "2026-02-04T23:00:00Z",
-        "app",
-        "k1",
-    )]));
-    let n = corrupt.len();
-    corrupt[n / 2..n - 8].iter_mut().for_each(|b| *b = 0x5a);
+    let corrupt = common::corrupt_gzip("2026-02-04T23:00:00Z");
     // A record without its eventID: the object is read, the record counted as malformed.
     let malformed = gzip(&log_file(&[decrypt_record(
         "",

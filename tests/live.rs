@@ -163,14 +163,7 @@ fn poison_messages_are_left_for_the_dead_letter_queue_while_good_ones_flow() {
     let mut bomb_json = br#"{"Records":[{"eventSource":"kms.amazonaws.com","pad":""#.to_vec();
     bomb_json.extend(std::iter::repeat_n(b' ', 3_000_000));
     bomb_json.extend(br#""}]}"#);
-    let mut corrupt = gzip(&log_file(&[decrypt_record(
-        "x",
-        "2026-03-02T00:00:00Z",
-        "a",
-        "k1",
-    )]));
-    let n = corrupt.len();
-    corrupt[n / 2..n - 8].iter_mut().for_each(|b| *b = 0x5a);
+    let corrupt = common::corrupt_gzip("2026-03-02T00:00:00Z");
     let poison = [
         "this is not json".to_string(),
         r#"{"hello":"world"}"#.to_string(),

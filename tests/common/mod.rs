@@ -35,6 +35,15 @@ pub fn s3_record(event_id: &str, time: &str) -> String {
     )
 }
 
+/// A gzipped log file of one Decrypt at `time` whose deflate stream is overwritten in the middle
+/// (the trailer kept): decompression fails.
+pub fn corrupt_gzip(time: &str) -> Vec<u8> {
+    let mut bytes = gzip(&log_file(&[decrypt_record("corrupt", time, "app", "k1")]));
+    let n = bytes.len();
+    bytes[n / 2..n - 8].iter_mut().for_each(|b| *b = 0x5a);
+    bytes
+}
+
 pub fn log_file(records: &[String]) -> Vec<u8> {
     format!(r#"{{"Records":[{}]}}"#, records.join(",")).into_bytes()
 }
