@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::alerts::Alert;
 use crate::engine::{Engine, Folded};
@@ -191,7 +191,7 @@ impl Fold {
             Ok(()) => {
                 self.metrics.state_saves.with_label_values(&["ok"]).inc();
                 self.metrics.state_last_save.set(super::now_ms() / 1000);
-                info!(path = %c.path.display(), millis = started.elapsed().as_millis() as u64, "state saved");
+                debug!(path = %c.path.display(), millis = started.elapsed().as_millis() as u64, "state saved");
                 true
             }
             Err(error) => {
