@@ -65,8 +65,8 @@ impl Fold {
                         }
                     }
                 }
-                FoldItem::Tick { now } => {
-                    if self.wall_clock {
+                FoldItem::Tick { now, caught_up } => {
+                    if self.wall_clock && caught_up {
                         let w = now - self.engine.config().allowed_lateness_secs;
                         self.engine.advance_to(w, &mut alerts);
                     }
@@ -285,8 +285,9 @@ mod tests {
     }
 
     #[test]
-    fn the_wall_clock_closes_windows_without_new_events() {
-        for wall_clock in [false, true] {
+    fn the_wall_clock_closes_windows_without_new_events_once_caught_up() {
+        for (wall_clock, caught_up) in [(false, true), (true, false), (true, true)] {
+            let closes = wall_clock && caught_up;
             let (f, mut acks) = fold(None, wall_clock);
             let (board, metrics) = (f.board.clone(), f.metrics.clone());
             let inflight = Inflight::default();
@@ -295,6 +296,7 @@ mod tests {
             // Long after the window: now - lateness is past its end.
             tx.try_send(FoldItem::Tick {
                 now: T0 + 300 + 900 + 1,
+                caught_up,
             })
             .unwrap();
             drop(tx);
@@ -305,8 +307,9 @@ mod tests {
                 .with_label_values(&["t", "high", "firing"])
                 .get();
             // The threshold fires when its window closes; only the wall clock closes it here.
-            assert_eq!(fired, u64::from(wall_clock), "wall_clock = {wall_clock}");
-            assert_eq!(board.firing().len(), usize::from(wall_clock));
+            let case = format!("wall_clock = {wall_clock}, caught_up = {caught_up}");
+            assert_eq!(fired, u64::from(closes), "{case}");
+            assert_eq!(board.firing().len(), usize::from(closes), "{case}");
         }
     }
 
@@ -323,6 +326,7 @@ mod tests {
         tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
         tx.try_send(FoldItem::Tick {
             now: T0 + 300 + 900 + 1,
+            caught_up: true,
         })
         .unwrap();
         let rules = RuleSet {

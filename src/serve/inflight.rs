@@ -75,6 +75,14 @@ impl Inflight {
         self.lock().len()
     }
 
+    /// Messages with objects not yet folded (those waiting only for deletion are not counted).
+    pub fn unfolded(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|m| m.remaining.load(Ordering::Acquire) > 0)
+            .count()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Map<u64, Arc<Msg>>> {
         self.msgs.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,7 +1,7 @@
 //! The intake stages: receive loops turn SQS messages into work, and the dispatcher fetches and
 //! decodes the objects of that work with bounded concurrency.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +37,9 @@ pub struct Receiving {
     pub visibility_secs: i32,
     /// Receiving pauses while this many messages are in flight.
     pub max_in_flight: usize,
+    /// Unix seconds of the latest receive that returned no message (0: none yet): the queue was
+    /// drained then, so the wall clock may close windows.
+    pub last_empty_receive: AtomicI64,
     pub policy: RetryPolicy,
     pub inflight: Arc<Inflight>,
     pub metrics: Arc<Metrics>,
@@ -77,6 +80,10 @@ pub async fn receive_loop(
             Ok(m) => {
                 failures = 0;
                 r.readiness.queue_reached.store(true, Ordering::Relaxed);
+                if m.is_empty() {
+                    r.last_empty_receive
+                        .store(super::now_ms() / 1000, Ordering::Relaxed);
+                }
                 m
             }
             Err(error) => {

@@ -12,7 +12,7 @@ mod inflight;
 mod intake;
 mod setup;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,8 +50,9 @@ pub enum FoldItem {
         object: ObjectRef,
         outcome: ObjectOutcome,
     },
-    /// The wall clock (Unix seconds), once a second.
-    Tick { now: i64 },
+    /// The wall clock (Unix seconds), once a second; it also paces state saves. `caught_up`: the
+    /// queue was drained and everything received is folded, so the wall clock may close windows.
+    Tick { now: i64, caught_up: bool },
     /// A new rule set (SIGHUP).
     Reload(RuleSet),
 }
@@ -81,6 +82,14 @@ pub enum ServeError {
     Sink(#[from] SinkError),
     #[error("the engine thread failed: {0}")]
     Engine(String),
+}
+
+/// Whether the service has caught up with the queue, so that the wall clock may close windows: a
+/// receive found the queue empty within the last `drained_for` seconds and every object received
+/// is folded. While a backlog is worked off (after an outage, say), event time alone closes
+/// windows, so the backlog's events are judged in their windows instead of counted late.
+fn caught_up(now: i64, last_empty_receive: i64, drained_for: i64, unfolded: usize) -> bool {
+    last_empty_receive > 0 && now - last_empty_receive <= drained_for && unfolded == 0
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -179,6 +188,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         wait_secs: src.wait_time_secs,
         visibility_secs: src.visibility_timeout_secs,
         max_in_flight: src.max_messages_in_flight,
+        last_empty_receive: AtomicI64::new(0),
         policy,
         inflight: inflight.clone(),
         metrics: metrics.clone(),
@@ -210,6 +220,8 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
 
     let ticker = {
         let (fold_tx, mut stop) = (fold_tx.clone(), stop_intake.clone());
+        let (receiving, inflight) = (receiving.clone(), inflight.clone());
+        let drained_for = i64::from(src.wait_time_secs) * 2 + 5;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -217,10 +229,11 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
+                let now = now_ms() / 1000;
+                let last_empty = receiving.last_empty_receive.load(Ordering::Relaxed);
+                let caught_up = caught_up(now, last_empty, drained_for, inflight.unfolded());
                 // Skipped when the fold is busy: it is then taking in objects anyway.
-                let _ = fold_tx.try_send(FoldItem::Tick {
-                    now: now_ms() / 1000,
-                });
+                let _ = fold_tx.try_send(FoldItem::Tick { now, caught_up });
             }
         })
     };
@@ -354,5 +367,29 @@ async fn wait_for_termination() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caught_up;
+
+    #[test]
+    fn the_wall_clock_waits_until_the_queue_is_drained_and_everything_folded() {
+        let cases = [
+            // (now, last empty receive, unfolded messages, caught up)
+            (100, 0, 0, false),  // never saw an empty queue: a backlog, maybe
+            (100, 95, 0, true),  // drained 5 s ago, nothing left to fold
+            (100, 95, 1, false), // drained, but an object is still being read
+            (100, 70, 0, false), // the last empty receive is too old: messages kept coming
+            (100, 75, 0, true),  // at the edge of `drained_for`
+        ];
+        for (now, last_empty, unfolded, want) in cases {
+            assert_eq!(
+                caught_up(now, last_empty, 25, unfolded),
+                want,
+                "now {now}, last empty {last_empty}, unfolded {unfolded}"
+            );
+        }
     }
 }
