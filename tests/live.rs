@@ -37,6 +37,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A `kmswatch serve` on `queue` with the tests' config plus `extra`, in a fresh directory.
+fn serve(moto: &Moto, queue: &str, extra: &str) -> (tempfile::TempDir, Service) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = service_config(dir.path(), moto, queue, &[BUCKET], port, extra);
+    let svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
+    (dir, svc)
+}
+
+/// Waits until the service has deleted at least `n` messages.
+fn wait_deleted(svc: &Service, n: f64, what: &str) {
+    wait_until(60, what, || {
+        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= n
+    });
+}
+
 fn promtool_check(metrics: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -98,13 +114,8 @@ fn every_notification_shape_is_read_and_skips_are_deleted() {
         }
         q
     });
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = service_config(dir.path(), &moto, &q.url, &[BUCKET], port, "");
-    let mut svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
-    wait_until(60, "all 9 messages deleted", || {
-        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= 9.0
-    });
+    let (_dir, mut svc) = serve(&moto, &q.url, "");
+    wait_deleted(&svc, 9.0, "all 9 messages deleted");
     let m = svc.metrics();
     let deleted = |r: &str| {
         metric(
@@ -189,17 +200,7 @@ fn poison_messages_are_left_for_the_dead_letter_queue_while_good_ones_flow() {
         }
         q
     });
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = service_config(
-        dir.path(),
-        &moto,
-        &q.url,
-        &[BUCKET],
-        port,
-        "[decode]\nmax_object_bytes = 1000000\n",
-    );
-    let mut svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
+    let (_dir, mut svc) = serve(&moto, &q.url, "[decode]\nmax_object_bytes = 1000000\n");
     wait_until(90, "main queue drained", || {
         rt.block_on(c.depth(&q.url)) == 0
     });
@@ -267,13 +268,8 @@ fn a_redelivered_message_is_not_counted_twice() {
         c.send(&q.url, &body).await;
         q
     });
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = service_config(dir.path(), &moto, &q.url, &[BUCKET], port, "");
-    let mut svc = Service::start(&cfg, port, &dir.path().join("serve.log"));
-    wait_until(60, "both messages deleted", || {
-        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= 2.0
-    });
+    let (_dir, mut svc) = serve(&moto, &q.url, "");
+    wait_deleted(&svc, 2.0, "both messages deleted");
     let m = svc.metrics();
     assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 4.0);
     assert_eq!(metric(&m, "kmswatch_duplicate_events_total", &[]), 4.0);
