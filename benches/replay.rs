@@ -29,7 +29,10 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo.join("bench-data"));
     bench_set::ensure_set(&dir, mb);
-    let found = walk(std::slice::from_ref(&dir));
+    let found = walk(
+        std::slice::from_ref(&dir),
+        &kmswatch::sources::Selection::default(),
+    );
     let files: Vec<Vec<u8>> = found
         .objects
         .iter()
@@ -132,7 +135,7 @@ fn main() {
         })
         .sum();
     let opts = ReplayOptions {
-        inputs: vec![dir.clone()],
+        inputs: vec![dir.clone().into()],
         ..ReplayOptions::default()
     };
     let (t_replay, replay_events) = best(&|| {

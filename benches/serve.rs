@@ -322,7 +322,7 @@ fn check(s: &Served, replayed: &Replayed, json_bytes: u64) {
 /// order (replay's order).
 fn load_set(dir: &Path, mb: u64) -> Set {
     bench_set::ensure_set(dir, mb);
-    let found = walk(&[dir.to_owned()]);
+    let found = walk(&[dir.to_owned()], &kmswatch::sources::Selection::default());
     let objects = found
         .objects
         .iter()

@@ -8,13 +8,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use kmswatch::alerts::JsonLinesSink;
 use kmswatch::decode::DecodeLimits;
 use kmswatch::engine::EngineConfig;
 use kmswatch::generate::{generate, GenerateOptions, Profile};
-use kmswatch::replay::{replay, ReplayOptions};
+use kmswatch::replay::{replay, Input, ReplayOptions, S3Options};
 use kmswatch::report::{InputStats, Summary};
-use kmswatch::rules::{load_paths, LoadError, RuleSet};
+use kmswatch::rules::{load_paths, load_source, resolve, LoadError, RuleSet, RuleSource};
+use kmswatch::sources::Selection;
 use kmswatch::state;
 
 #[derive(Parser)]
@@ -31,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Replays CloudTrail log files (directories are walked recursively) through the rules.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Rule files.
     Rules {
         #[command(subcommand)]
@@ -83,9 +85,14 @@ enum StateCommand {
 enum RulesCommand {
     /// Checks rule files and reports every problem with file:line:col.
     Check {
-        /// Rule files or directories of `*.toml` files.
-        #[arg(default_value = "rules")]
+        /// Rule files or directories of `*.toml` files (default: ./rules, else the built-in rules).
         paths: Vec<PathBuf>,
+    },
+    /// Lists the rules a replay would use, and where they come from.
+    List {
+        /// Rule files or directories (default: ./rules, else the built-in rules).
+        #[arg(long)]
+        rules: Vec<PathBuf>,
     },
 }
 
@@ -101,11 +108,33 @@ enum ConfigCommand {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Directories or files to replay.
+    /// Directories, files, or S3 prefixes (`s3://bucket/AWSLogs/o-abc123/`) to replay.
     #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Rule files or directories.
-    #[arg(long, default_value = "rules")]
+    inputs: Vec<String>,
+    /// First event time included: `2026-01-01` (midnight UTC) or RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// First event time excluded: RFC 3339, or a date for the end of that day (`--to 2026-03-31`
+    /// includes March 31).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Only the log files of these accounts (comma-separated 12-digit ids).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    accounts: Vec<String>,
+    /// Only the log files of these regions (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "REGIONS")]
+    regions: Vec<String>,
+    /// S3 objects fetched, and listings made, at once.
+    #[arg(long, default_value_t = 16)]
+    fetch_concurrency: usize,
+    /// S3 endpoint (overrides `AWS_ENDPOINT_URL`; for moto, LocalStack, MinIO).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// AWS region of the S3 client (default: the SDK's chain, e.g. `AWS_REGION`).
+    #[arg(long)]
+    region: Option<String>,
+    /// Rule files or directories (default: ./rules when it exists, else the built-in rules).
+    #[arg(long)]
     rules: Vec<PathBuf>,
     /// Write alerts (JSON lines) here instead of stdout.
     #[arg(long)]
@@ -135,7 +164,7 @@ struct ReplayArgs {
     /// Decoding threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Do not print the summary on stderr.
+    /// Do not print the summary or a progress bar on stderr.
     #[arg(long)]
     quiet: bool,
 }
@@ -173,20 +202,43 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Replay(args) => run_replay(args),
+        Command::Replay(args) => run_replay(*args),
         Command::Serve(args) => run_serve(args),
         Command::Rules {
             command: RulesCommand::Check { paths },
-        } => Ok(match load_rules(&paths) {
-            Ok(set) => {
-                println!("{} rules OK in {}", set.rules.len(), display_paths(&paths));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                print_problems(&e);
-                ExitCode::FAILURE
-            }
-        }),
+        } => {
+            let source = resolve(&paths)?;
+            Ok(match load_source(&source) {
+                Ok(set) => {
+                    println!("{} rules OK in {source}", set.rules.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    print_problems(&e);
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        Command::Rules {
+            command: RulesCommand::List { rules },
+        } => {
+            let (set, source) = active_rules(&rules)?;
+            println!("{} rules from {source}", set.rules.len());
+            let rows: Vec<[String; 4]> = set
+                .rules
+                .iter()
+                .map(|r| {
+                    [
+                        r.id.clone(),
+                        r.kind.name().to_owned(),
+                        r.severity.as_str().to_owned(),
+                        r.origin.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["RULE", "KIND", "SEVERITY", "DEFINED AT"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Check { path },
         } => Ok(check_config(&path)),
@@ -360,14 +412,42 @@ fn print_problems(e: &LoadError) {
     eprintln!("{e}");
 }
 
-fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let rules = match load_rules(&args.rules) {
-        Ok(r) => r,
+/// The rules of a command: `given`, else ./rules, else the built-in ones; every problem printed.
+fn active_rules(given: &[PathBuf]) -> Result<(RuleSet, RuleSource)> {
+    let source = resolve(given)?;
+    match load_source(&source) {
+        Ok(set) => Ok((set, source)),
         Err(e) => {
             print_problems(&e);
-            anyhow::bail!("rules in {} are invalid", display_paths(&args.rules));
+            anyhow::bail!("rules in {source} are invalid");
         }
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut width = header.map(str::len);
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
     };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let (rules, _) = active_rules(&args.rules)?;
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -379,8 +459,35 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         args.allowed_lateness_secs >= 0,
         "--allowed-lateness-secs must be >= 0"
     );
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|s| Input::parse(s).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    let selection = selection(&args)?;
+    let progress = if args.quiet || !io::IsTerminal::is_terminal(&io::stderr()) {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({binary_bytes_per_sec}, ETA {eta})",
+            )
+            .context("progress bar template")?,
+        );
+        bar.set_message("replaying");
+        bar
+    };
     let opts = ReplayOptions {
-        inputs: args.inputs.clone(),
+        inputs,
+        selection,
+        s3: S3Options {
+            endpoint_url: args.endpoint_url.clone(),
+            region: args.region.clone(),
+            concurrency: args.fetch_concurrency.max(1),
+            ..S3Options::default()
+        },
+        progress,
         engine: EngineConfig {
             window_secs: args.window_secs,
             allowed_lateness_secs: args.allowed_lateness_secs,
@@ -409,16 +516,73 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     }
     if !args.quiet {
         eprint!("{}", result.summary.render_text());
+        if let Some(l) = result.listing {
+            eprintln!(
+                "S3: {} objects listed in {} requests, {} folders pruned by the selection",
+                l.objects_listed, l.requests, l.prefixes_pruned
+            );
+        }
     }
     if result.summary.input.log_objects == 0 {
-        eprintln!(
-            "warning: no log files found in {}",
-            display_paths(&args.inputs)
-        );
+        eprintln!("warning: no log files found in {}", args.inputs.join(", "));
     }
     Ok(if result.had_failures() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The `--from/--to/--accounts/--regions` of a replay.
+fn selection(args: &ReplayArgs) -> Result<Selection> {
+    let from = args
+        .from
+        .as_deref()
+        .map(|s| time_bound(s, false).with_context(|| format!("--from {s}")))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|s| time_bound(s, true).with_context(|| format!("--to {s}")))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from, to) {
+        anyhow::ensure!(f < t, "--from must be before --to");
+    }
+    for a in &args.accounts {
+        anyhow::ensure!(
+            a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()),
+            "--accounts: {a:?} is not a 12-digit account id"
+        );
+    }
+    for r in &args.regions {
+        anyhow::ensure!(
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "--regions: {r:?} is not a region name (like us-east-1)"
+        );
+    }
+    let set = |v: &[String]| (!v.is_empty()).then(|| v.iter().cloned().collect());
+    Ok(Selection {
+        from,
+        to,
+        accounts: set(&args.accounts),
+        regions: set(&args.regions),
+    })
+}
+
+/// `2026-03-01` (midnight UTC; with `end_of_day`, the midnight after) or an RFC 3339 time.
+fn time_bound(s: &str, end_of_day: bool) -> Result<i64> {
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date) {
+        let midnight = d.midnight().assume_utc().unix_timestamp();
+        return Ok(midnight + if end_of_day { 86_400 } else { 0 });
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "expected a date (2026-03-01) or an RFC 3339 time (2026-03-01T00:00:00Z)"
+            )
+        })
 }

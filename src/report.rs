@@ -201,6 +201,42 @@ pub struct InputStats {
     pub decoded: DecodeStats,
     /// The first malformed records (all are counted in `malformed_records`).
     pub malformed: Vec<Failure>,
+    /// What the replay was limited to (absent when everything was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionStats>,
+    /// KMS records outside the selected time range, not folded (reported in `selection`).
+    #[serde(skip)]
+    pub outside_range: u64,
+}
+
+/// The part of the history a replay covered: events in `[from, to)` (by `eventTime`, exactly),
+/// from the log files of these accounts and regions (by the trail layout).
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct SelectionStats {
+    /// First event time included (RFC 3339); `null`: from the start.
+    pub from: Option<String>,
+    /// First event time excluded; `null`: to the end.
+    pub to: Option<String>,
+    /// Accounts whose log files were read; empty: all.
+    pub accounts: Vec<String>,
+    /// Regions whose log files were read; empty: all.
+    pub regions: Vec<String>,
+    /// KMS records read but outside `[from, to)`, not counted anywhere else.
+    pub kms_records_outside_range: u64,
+}
+
+impl SelectionStats {
+    pub fn new(sel: &crate::sources::Selection, outside: u64) -> Self {
+        let list =
+            |s: &Option<std::collections::BTreeSet<String>>| s.iter().flatten().cloned().collect();
+        SelectionStats {
+            from: sel.from.map(format_rfc3339),
+            to: sel.to.map(format_rfc3339),
+            accounts: list(&sel.accounts),
+            regions: list(&sel.regions),
+            kms_records_outside_range: outside,
+        }
+    }
 }
 
 /// One object or record that could not be used.
@@ -393,6 +429,24 @@ impl Summary {
             i.decoded.compressed_bytes as f64 / 1e6,
             i.decoded.decompressed_bytes as f64 / 1e6
         );
+        if let Some(sel) = &i.selection {
+            let all = |v: &[String], what: &str| {
+                if v.is_empty() {
+                    format!("all {what}")
+                } else {
+                    format!("{what} {}", v.join(","))
+                }
+            };
+            let _ = writeln!(
+                s,
+                "selection: events in [{}, {}), {}, {}; {} KMS records outside the range not counted",
+                sel.from.as_deref().unwrap_or("-"),
+                sel.to.as_deref().unwrap_or("-"),
+                all(&sel.accounts, "accounts"),
+                all(&sel.regions, "regions"),
+                sel.kms_records_outside_range
+            );
+        }
         let skipped: Vec<String> = i.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
         if !skipped.is_empty() {
             let _ = writeln!(s, "skipped files: {}", skipped.join(", "));

@@ -48,7 +48,7 @@ fn broken_objects_are_named_counted_and_the_rest_is_replayed() {
     write(&root.join("notes.txt"), b"not a log");
 
     let opts = ReplayOptions {
-        inputs: vec![root.to_owned()],
+        inputs: vec![root.to_owned().into()],
         decode: DecodeLimits {
             max_object_bytes: 1 << 20,
             ..DecodeLimits::default()
@@ -147,7 +147,7 @@ fn duplicates_and_cross_account_copies_count_once() {
     );
     let rules = load_dir(&repo().join("rules")).unwrap();
     let opts = ReplayOptions {
-        inputs: vec![dir.path().to_owned()],
+        inputs: vec![dir.path().to_owned().into()],
         ..ReplayOptions::default()
     };
     let r = replay(&opts, rules, |_| Ok(())).unwrap();

@@ -374,3 +374,54 @@ fn config_check_reports_every_problem_of_the_file_the_environment_and_the_rules(
         "{stderr}"
     );
 }
+
+/// kmswatch run from `dir` (not the repository), as an installed binary is.
+fn kmswatch_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmswatch"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running kmswatch")
+}
+
+#[test]
+fn outside_the_repository_replay_uses_the_built_in_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = repo().join("sample-logs");
+    let out = kmswatch_in(dir.path(), &["replay", sample.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(repo().join("tests/golden/sample-alerts.jsonl")).unwrap()
+    );
+    let list = kmswatch_in(dir.path(), &["rules", "list"]);
+    assert!(list.status.success());
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.starts_with("14 rules from the rules built into kmswatch"),
+        "{text}"
+    );
+    assert!(text.contains("<built-in>/volume.toml:"), "{text}");
+    // In the repository, ./rules is used and named.
+    let here = kmswatch(&["rules", "list"]);
+    let text = String::from_utf8_lossy(&here.stdout);
+    assert!(
+        text.starts_with("14 rules from rules (found in the current directory)"),
+        "{text}"
+    );
+    assert!(text.contains("rules/volume.toml:"), "{text}");
+}
+
+#[test]
+fn a_missing_rules_path_is_an_error_that_says_so() {
+    let out = kmswatch(&["replay", "sample-logs/", "--rules", "no-such-rules/"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: --rules no-such-rules/: no such file or directory\n"
+    );
+}

@@ -20,7 +20,7 @@ fn run(inputs: Vec<PathBuf>) -> (Replay, String) {
     let mut lines = String::new();
     let r = replay(
         &ReplayOptions {
-            inputs,
+            inputs: inputs.into_iter().map(Into::into).collect(),
             ..ReplayOptions::default()
         },
         rules,

@@ -20,7 +20,7 @@ fn rules() -> RuleSet {
 
 fn opts() -> ReplayOptions {
     ReplayOptions {
-        inputs: vec![repo().join("sample-logs")],
+        inputs: vec![repo().join("sample-logs").into()],
         ..ReplayOptions::default()
     }
 }
@@ -136,7 +136,7 @@ fn split_run(
 
 #[test]
 fn save_load_restore_anywhere_in_the_sample_equals_one_uninterrupted_replay() {
-    let (objects, listed) = list_objects(&opts().inputs);
+    let (objects, listed) = list_objects(&[repo().join("sample-logs")]);
     let n = objects.len();
     assert!(n > 1000, "sample-logs/ has {n} log objects");
 
@@ -195,7 +195,7 @@ fn the_state_of_the_sample_round_trips_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.json");
     let second = dir.path().join("second.json");
-    let (objects, mut input) = list_objects(&opts().inputs);
+    let (objects, mut input) = list_objects(&[repo().join("sample-logs")]);
     let mut engine = Engine::new(EngineConfig::default(), rules());
     fold_objects(&mut engine, &objects, &opts(), &mut input, |_| Ok(())).unwrap();
     assert!(

@@ -1,13 +1,15 @@
-//! Detection rules: the compiled model, loading and linting rule files.
+//! Detection rules: the compiled model, loading and linting rule files, the built-in set.
 
+mod builtin;
 mod fingerprint;
 mod load;
 mod model;
 
 mod eval;
 
+pub use builtin::{load_builtin, load_source, resolve, RuleSource, RulesError, BUILTIN_FILES};
 pub use eval::{EvalCounters, EvalLimits, RuleEval, SavedRule};
-pub use load::{load_dir, load_paths, LoadError, RuleProblem};
+pub use load::{load_dir, load_paths, load_texts, LoadError, RuleProblem};
 pub use model::*;
 
 #[cfg(test)]

@@ -53,34 +53,15 @@ pub(super) fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Engine, 
 }
 
 pub(super) async fn aws_clients(cfg: &ServeConfig) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        // Retries are ours (counted, with jitter); the SDK tries once.
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .operation_attempt_timeout(Duration::from_secs(
-                    cfg.source.wait_time_secs as u64 + 30,
-                ))
-                .build(),
-        );
-    if let Some(r) = &cfg.source.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(e) = &cfg.source.endpoint_url {
-        loader = loader.endpoint_url(e);
-    }
-    let sdk = loader.load().await;
-    // A custom endpoint (LocalStack, moto, MinIO) needs path-style bucket addressing.
-    let custom =
-        cfg.source.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(custom)
-        .build();
+    let endpoint = cfg.source.endpoint_url.as_deref();
+    let sdk = crate::sources::s3::sdk_config(
+        cfg.source.region.as_deref(),
+        endpoint,
+        Duration::from_secs(cfg.source.wait_time_secs as u64 + 30),
+    )
+    .await;
     (
         aws_sdk_sqs::Client::new(&sdk),
-        aws_sdk_s3::Client::from_conf(s3),
+        crate::sources::s3::client(&sdk, endpoint),
     )
 }

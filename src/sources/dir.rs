@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{canonical_order_key, classify, ObjectRef};
+use super::{canonical_order_key, classify, ObjectRef, Placement, Selection};
 
 /// What a walk found.
 #[derive(Debug, Default)]
@@ -17,12 +17,13 @@ pub struct Walk {
 }
 
 /// Walks each input (a directory, recursively, or a single file). Symbolic links to directories
-/// are not followed (no cycles); links to files are.
-pub fn walk(inputs: &[PathBuf]) -> Walk {
+/// are not followed (no cycles); links to files are. Folders and files `sel` excludes are neither
+/// walked nor counted.
+pub fn walk(inputs: &[PathBuf], sel: &Selection) -> Walk {
     let mut w = Walk::default();
     let mut found = Vec::new();
     for input in inputs {
-        visit(input, &mut w, &mut found);
+        visit(input, sel, &mut w, &mut found);
     }
     found.sort_by_cached_key(|(p, _)| canonical_order_key(&p.to_string_lossy()));
     w.objects = found
@@ -32,12 +33,16 @@ pub fn walk(inputs: &[PathBuf]) -> Walk {
     w
 }
 
-fn visit(path: &Path, w: &mut Walk, found: &mut Vec<(PathBuf, u64)>) {
+fn visit(path: &Path, sel: &Selection, w: &mut Walk, found: &mut Vec<(PathBuf, u64)>) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => return w.errors.push((path.to_owned(), e)),
     };
+    let display = path.to_string_lossy().replace('\\', "/");
     if meta.is_dir() {
+        if sel.place(&display) == Placement::Outside {
+            return;
+        }
         let entries = match std::fs::read_dir(path) {
             Ok(e) => e,
             Err(e) => return w.errors.push((path.to_owned(), e)),
@@ -56,13 +61,15 @@ fn visit(path: &Path, w: &mut Walk, found: &mut Vec<(PathBuf, u64)>) {
                 .unwrap_or(false)
                 && child.is_dir();
             if !is_dir_link {
-                visit(&child, w, found);
+                visit(&child, sel, w, found);
             }
         }
         return;
     }
+    if !sel.admits_object(&display) {
+        return;
+    }
     w.files_found += 1;
-    let display = path.to_string_lossy().replace('\\', "/");
     match classify(&display, Some(meta.len())) {
         Ok(()) => found.push((path.to_owned(), meta.len())),
         Err(reason) => *w.skipped.entry(reason.as_str()).or_default() += 1,

@@ -1,18 +1,23 @@
 //! Where log objects come from: the object reference every source produces, which objects are log
 //! files, and the canonical order replay processes them in.
 //!
-//! Sources: `dir` (a directory tree, for replay); `sqs` and `s3` (the live service: queue messages
+//! Sources: `dir` (a directory tree) and `prefix` (an S3 prefix, following the trail layout) for
+//! replay, both pruned by a `select::Selection`; `sqs` and `s3` (the live service: queue messages
 //! announce objects, fetched from S3), retried with `crate::retry`.
 
 mod dir;
 pub mod notify;
+pub mod prefix;
 pub mod s3;
+pub mod select;
 pub mod sqs;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use dir::{walk, Walk};
+pub use prefix::{Discovered, Lister, Listing, S3Prefix};
+pub use select::{Placement, Selection};
 
 /// One object to fetch and decode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

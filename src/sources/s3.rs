@@ -3,6 +3,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
+use std::time::Duration;
 
 use crate::retry::{with_retries, RetryPolicy, Retryable};
 
@@ -112,6 +113,43 @@ pub(crate) fn aws_error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// The AWS SDK configuration from the standard chain (environment, profile, instance or task
+/// role; `AWS_ENDPOINT_URL`), with `region` and `endpoint_url` overriding it. Retries are ours
+/// (counted, with jitter), so the SDK tries each call once.
+pub async fn sdk_config(
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+    attempt_timeout: Duration,
+) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        );
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_owned()));
+    }
+    if let Some(e) = endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
+/// The S3 client of `sdk`. A custom endpoint (moto, LocalStack, MinIO), given or from
+/// `AWS_ENDPOINT_URL`, needs path-style bucket addressing.
+pub fn client(sdk: &aws_config::SdkConfig, endpoint_url: Option<&str>) -> Client {
+    let custom = endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(custom)
+        .build();
+    Client::from_conf(conf)
 }
 
 /// Downloads one object whole, refusing objects over `max_bytes` (checked against the announced

@@ -49,6 +49,15 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(Stdio::null())
+    }
+
+    /// A moto server whose request log (one line per HTTP request) goes to `log`.
+    pub fn start_logged(log: &Path) -> Moto {
+        Moto::start_with(std::fs::File::create(log).unwrap().into())
+    }
+
+    fn start_with(stderr: Stdio) -> Moto {
         let path = moto_server_path();
         assert!(
             path.exists(),
@@ -59,7 +68,7 @@ impl Moto {
         let child = Command::new(&path)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
         let m = Moto {

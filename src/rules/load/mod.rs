@@ -77,15 +77,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<RuleSet, LoadError> {
         };
         loader.problems.push(Problem::at_start(&file, message));
     }
-    if loader.problems.is_empty() {
-        Ok(RuleSet {
-            rules: loader.rules,
-        })
-    } else {
-        Err(LoadError {
-            problems: loader.problems,
-        })
-    }
+    loader.finish()
 }
 
 /// State across all files loaded together.
@@ -99,7 +91,28 @@ struct Loader {
     rule_tables: usize,
 }
 
+/// Loads rule files given as (name, text), as if read from files of those names (the rules built
+/// into the binary).
+pub fn load_texts(files: &[(&Path, &str)]) -> Result<RuleSet, LoadError> {
+    let mut loader = Loader::default();
+    for (file, text) in files {
+        loader.load_text(file, text);
+    }
+    loader.finish()
+}
+
 impl Loader {
+    /// The rule set, when no file had a problem.
+    fn finish(self) -> Result<RuleSet, LoadError> {
+        if self.problems.is_empty() {
+            Ok(RuleSet { rules: self.rules })
+        } else {
+            Err(LoadError {
+                problems: self.problems,
+            })
+        }
+    }
+
     fn load_file(&mut self, file: &Path) {
         let text = match read_text(file) {
             Ok(text) => text,
@@ -118,9 +131,13 @@ impl Loader {
                 return;
             }
         };
-        let src = Source::new(file, &text);
+        self.load_text(file, &text);
+    }
+
+    fn load_text(&mut self, file: &Path, text: &str) {
+        let src = Source::new(file, text);
         let mut ck = Checker::new(&src);
-        let (root, errors) = DeTable::parse_recoverable(&text);
+        let (root, errors) = DeTable::parse_recoverable(text);
         for error in &errors {
             let span = error.span().unwrap_or(0..0);
             ck.report(span, error.message().trim_end_matches('.').to_string());
