@@ -188,6 +188,9 @@ struct GenerateArgs {
     /// Bench profile: uncompressed size to reach, in MB.
     #[arg(long, default_value_t = 600)]
     size_mb: u64,
+    /// Bench profile: days the events span, from 2026-03-01.
+    #[arg(long, default_value_t = 7)]
+    days: i64,
 }
 
 fn main() -> ExitCode {
@@ -247,6 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ProfileArg::Sample => Profile::Sample,
                 ProfileArg::Bench => Profile::Bench {
                     target_bytes: args.size_mb * 1_000_000,
+                    span_days: args.days,
                 },
             };
             let report = generate(&GenerateOptions {

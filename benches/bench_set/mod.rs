@@ -1,4 +1,5 @@
 //! What the benchmarks share: the generated benchmark set, made once per size.
+#![allow(dead_code)] // each bench uses a part
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,7 +9,12 @@ use kmswatch::generate::{generate, GenerateOptions, Profile};
 /// Generates `mb` MB of CloudTrail JSON (the bench profile, a fixed seed) into `dir` unless a
 /// complete set of that size is already there.
 pub fn ensure_set(dir: &Path, mb: u64) {
-    let marker = dir.join(format!(".complete-{mb}mb"));
+    ensure_set_over(dir, mb, 7)
+}
+
+/// As [`ensure_set`], the events spread over `days` days.
+pub fn ensure_set_over(dir: &Path, mb: u64, days: i64) {
+    let marker = dir.join(format!(".complete-{mb}mb-{days}d"));
     if marker.exists() {
         return;
     }
@@ -22,6 +28,7 @@ pub fn ensure_set(dir: &Path, mb: u64) {
         out: dir.to_owned(),
         profile: Profile::Bench {
             target_bytes: mb * 1_000_000,
+            span_days: days,
         },
         seed: 7,
     })

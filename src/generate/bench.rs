@@ -1,5 +1,6 @@
 //! The benchmark profile: at least `target_bytes` of uncompressed JSON in files of about 0.5–4 MB,
-//! spread over six accounts, four regions and a week, about 30% KMS records, no incidents.
+//! spread over six accounts, four regions and `span_days` days (a week by default), about 30% KMS
+//! records, no incidents.
 //!
 //! Each file is a pure function of `(seed, index)`, so files are generated in parallel (rayon) and
 //! the output is identical whatever the thread count. No digest files.
@@ -21,7 +22,6 @@ use super::{GenerateError, GenerateReport};
 
 /// 2026-03-01T00:00:00Z.
 const START: i64 = 1_772_323_200;
-const SPAN_DAYS: i64 = 7;
 const MIN_FILE: u64 = 512 * 1024;
 const MAX_FILE: u64 = 4 * 1024 * 1024;
 const GZIP_LEVEL: u32 = 6;
@@ -316,12 +316,13 @@ pub(crate) fn generate(
     out: &Path,
     seed: u64,
     target_bytes: u64,
+    span_days: i64,
 ) -> Result<GenerateReport, GenerateError> {
     let sizes = plan(seed, target_bytes);
     let world = world();
     let n_ar = world.keys.len() as i64;
     let per_ar = (sizes.len() as i64 + n_ar - 1) / n_ar;
-    let windows = (SPAN_DAYS * DAY / 300 / per_ar.max(1)).max(1);
+    let windows = (span_days.max(1) * DAY / 300 / per_ar.max(1)).max(1);
     let step = windows * 300;
     let parts = sizes
         .par_iter()

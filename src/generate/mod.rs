@@ -31,8 +31,8 @@ pub const DEFAULT_SEED: u64 = 20_260_101;
 pub enum Profile {
     /// The committed `sample-logs/`: about 35 days, every shipped rule's incident once.
     Sample,
-    /// A benchmark set of at least `target_bytes` of uncompressed JSON.
-    Bench { target_bytes: u64 },
+    /// A benchmark set of at least `target_bytes` of uncompressed JSON over `span_days` days.
+    Bench { target_bytes: u64, span_days: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +89,10 @@ pub enum GenerateError {
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError> {
     match opts.profile {
         Profile::Sample => sample::generate(&opts.out, opts.seed),
-        Profile::Bench { target_bytes } => bench::generate(&opts.out, opts.seed, target_bytes),
+        Profile::Bench {
+            target_bytes,
+            span_days,
+        } => bench::generate(&opts.out, opts.seed, target_bytes, span_days),
     }
 }
 

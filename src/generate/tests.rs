@@ -95,6 +95,7 @@ fn same_seed_gives_identical_bytes() {
         out: out.to_path_buf(),
         profile: Profile::Bench {
             target_bytes: 3 << 20,
+            span_days: 7,
         },
         seed,
     };
@@ -121,6 +122,7 @@ fn bench_files_are_sized_laid_out_and_mixed() {
         out: dir.path().to_path_buf(),
         profile: Profile::Bench {
             target_bytes: 6 << 20,
+            span_days: 7,
         },
         seed: DEFAULT_SEED,
     })
