@@ -479,7 +479,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             )
             .context("progress bar template")?,
         );
-        bar.set_message("replaying");
+        bar.set_message("0 objects");
         bar
     };
     let opts = ReplayOptions {

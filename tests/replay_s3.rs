@@ -331,6 +331,8 @@ fn s3_failures_are_named_counted_and_the_replay_goes_on() {
             corrupt_gzip("2026-03-02T00:15:00Z"),
         )
         .await;
+        // A console "folder": neither a file found nor skipped, as on a disk.
+        c.put("trail", "AWSLogs/111111111111/", Vec::new()).await;
     });
     let (_, summary, err) = run(
         &moto,
@@ -342,6 +344,8 @@ fn s3_failures_are_named_counted_and_the_replay_goes_on() {
     let summary = json(&summary);
     assert_eq!(summary["kms_calls"], 1);
     assert_eq!(summary["input"]["log_objects"], 2);
+    assert_eq!(summary["input"]["files_found"], 2);
+    assert_eq!(summary["input"]["skipped"], serde_json::json!({}));
     assert_eq!(summary["input"]["objects_failed"], 2);
     let failures = summary["input"]["failures"].as_array().unwrap();
     let named: BTreeSet<&str> = failures

@@ -450,6 +450,9 @@ fn fold_plan(
                     }
                 }
                 progress.inc(size);
+                if !progress.is_hidden() {
+                    progress.set_message(format!("{} objects", input.log_objects));
+                }
                 emit(&mut alerts, on_alert)?;
             }
         }

@@ -324,7 +324,8 @@ fn admit(
     out: &mut Vec<(ObjectRef, u64)>,
 ) {
     listing.objects_listed += 1;
-    if !sel.admits_object(&key) {
+    // `folder/` placeholders (the console's "create folder") are folders, as on a disk.
+    if key.ends_with('/') || !sel.admits_object(&key) {
         return;
     }
     listing.files_found += 1;
