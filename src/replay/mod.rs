@@ -213,11 +213,13 @@ pub fn replay(
             policy: reader.policy,
             concurrency: reader.concurrency,
         };
-        opts.progress.set_message("listing S3");
         let mut l = Listing::default();
-        let found = reader
-            .runtime
-            .block_on(lister.discover(&remote, &opts.selection, &mut l));
+        let progress = &opts.progress;
+        let on_listed = |n: u64| progress.set_message(format!("listing S3: {n} folders"));
+        let found =
+            reader
+                .runtime
+                .block_on(lister.discover(&remote, &opts.selection, &mut l, &on_listed));
         known.extend(found.loose);
         plan.days = found.days;
         listing = Some(add_listing(&mut input, l, &ListingStats::default()));

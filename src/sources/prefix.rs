@@ -116,13 +116,16 @@ struct Page {
 
 impl Lister {
     /// Follows the layout below each prefix: prunes folders the selection excludes, collects
-    /// day folders by day, and lists every other folder whole.
+    /// day folders by day, and lists every other folder whole. `on_listed` is told how many
+    /// folders have been listed so far.
     pub async fn discover(
         &self,
         inputs: &[S3Prefix],
         sel: &Selection,
         listing: &mut Listing,
+        on_listed: &dyn Fn(u64),
     ) -> Discovered {
+        let mut folders_listed = 0u64;
         let mut found = Discovered::default();
         // (bucket, prefix, depth above the layout, listed with a delimiter)
         let mut queue: Vec<(String, String, usize, bool)> = Vec::new();
@@ -183,6 +186,8 @@ impl Lister {
                 break;
             };
             let (bucket, prefix, depth, page) = done.expect("listing task panicked");
+            folders_listed += 1;
+            on_listed(folders_listed);
             let page = match page {
                 Ok(p) => p,
                 Err((requests, e)) => {
