@@ -26,7 +26,12 @@ pub fn parse_event_time(s: &str) -> Option<i64> {
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        if !(1..=12).contains(&mo)
+            || !(1..=days_in_month(y, mo)).contains(&d)
+            || h > 23
+            || mi > 59
+            || sec > 60
+        {
             return None;
         }
         return Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec);
@@ -34,6 +39,16 @@ pub fn parse_event_time(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
+}
+
+/// Days in month `m` (1-12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -101,6 +116,8 @@ mod tests {
             "1970-01-01T00:00:00Z",
             "2026-03-02T00:12:03Z",
             "2000-02-29T23:59:59Z",
+            "2024-02-29T00:00:00Z",
+            "2026-12-31T23:59:59Z",
             "2100-12-31T00:00:00Z",
         ] {
             let t = parse_event_time(s).unwrap();
@@ -129,6 +146,11 @@ mod tests {
             "2026-03-02 00:12:03",
             "yesterday",
             "2026-03-02T0a:12:03Z",
+            // Regression: days past the month's end were accepted and rolled over.
+            "2026-02-30T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
         ] {
             assert_eq!(parse_event_time(bad), None, "{bad}");
         }

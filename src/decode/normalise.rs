@@ -533,12 +533,12 @@ mod tests {
             let r: RawRecord = serde_json::from_str(&json).unwrap();
             assert_eq!(normalise(&r), Err(want), "{json}");
         }
-        let json = rec(user, "").replace("2026-03-02T00:12:03Z", "yesterday");
-        let r: RawRecord = serde_json::from_str(&json).unwrap();
-        assert_eq!(
-            normalise(&r),
-            Err(NormaliseError::BadTime("yesterday".into()))
-        );
+        // An impossible date is malformed too, not rolled over into March.
+        for bad in ["yesterday", "2026-02-30T00:00:00Z"] {
+            let json = rec(user, "").replace("2026-03-02T00:12:03Z", bad);
+            let r: RawRecord = serde_json::from_str(&json).unwrap();
+            assert_eq!(normalise(&r), Err(NormaliseError::BadTime(bad.into())));
+        }
         let json = rec("{}", "");
         let r: RawRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(
