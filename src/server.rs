@@ -20,11 +20,27 @@ use crate::metrics::Metrics;
 pub struct Readiness {
     pub rules_loaded: AtomicBool,
     pub queue_reached: AtomicBool,
+    /// A stage that stopped before shutdown was asked for, and why: `/healthz` fails from then on.
+    pub failed: Mutex<Option<String>>,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.rules_loaded.load(Ordering::Relaxed) && self.queue_reached.load(Ordering::Relaxed)
+        self.rules_loaded.load(Ordering::Relaxed)
+            && self.queue_reached.load(Ordering::Relaxed)
+            && self.failure().is_none()
+    }
+
+    /// Marks the service unhealthy: `what` names the stage and what became of it.
+    pub fn fail(&self, what: String) {
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -107,8 +123,15 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.readiness.failure() {
+        None => "ok\n".into_response(),
+        Some(what) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {what}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -187,6 +210,15 @@ mod tests {
         s.readiness.queue_reached.store(true, Ordering::Relaxed);
         assert_eq!(get(&s, "/readyz").await, (StatusCode::OK, "ready\n".into()));
         assert_eq!(get(&s, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+        s.readiness.fail("the fold stage panicked: boom".into());
+        assert_eq!(
+            get(&s, "/healthz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy: the fold stage panicked: boom\n".into()
+            )
+        );
+        assert_eq!(get(&s, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -534,3 +534,52 @@ fn visibility_is_extended_while_a_message_waits_for_the_state_save() {
     assert!(svc.signal("TERM").unwrap().success());
     assert_eq!(rt.block_on(c.depth(&q.url)), 0);
 }
+
+/// Supervision: a stage that dies (here the fold, by a fault only debug builds have) stops the
+/// service with a non-zero exit naming it, and its message is not deleted.
+#[test]
+fn a_fold_that_dies_takes_the_service_down_naming_it() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let (c, q) = rt.block_on(async {
+        let c = moto.clients().await;
+        c.bucket(BUCKET).await;
+        c.put(BUCKET, &key("die"), object("die", 3, 1)).await;
+        let q = c.queues("supervised", 5).await;
+        (c, q)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = service_config(dir.path(), &moto, &q.url, &[BUCKET], port, "");
+    let log = dir.path().join("serve.log");
+    let mut svc = Service::start_with_env(&cfg, port, &log, &[("KMSWATCH_FAULT", "fold:1")]);
+    rt.block_on(c.send(
+        &q.url,
+        &cloudtrail_notification(BUCKET, &[&key("die")], false),
+    ));
+    let status = svc.wait_exit(60);
+    let text = svc.log_text();
+    assert_eq!(status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("error: the fold stage stopped before shutdown was asked for"),
+        "{text}"
+    );
+    assert!(text.contains("injected fault in the fold stage"), "{text}");
+    // Not deleted: it comes back once its visibility timeout ends.
+    let back = rt.block_on(async {
+        let mut bodies = Vec::new();
+        for _ in 0..30 {
+            bodies = c.receive_bodies(&q.url, 30).await;
+            if !bodies.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        bodies
+    });
+    assert_eq!(
+        back.len(),
+        1,
+        "the message was deleted although never folded"
+    );
+}

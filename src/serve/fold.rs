@@ -3,7 +3,7 @@
 //! on a sink), checkpoints state, and only then lets messages be deleted.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ impl Fold {
                     object,
                     outcome,
                 } => {
+                    static OBJECTS: AtomicU64 = AtomicU64::new(0);
+                    super::supervise::fault_point("fold", &OBJECTS);
                     self.object(&msg, &object, outcome, &mut alerts);
                     if msg.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                         match msg.failure() {

@@ -11,6 +11,7 @@ mod fold;
 mod inflight;
 mod intake;
 mod setup;
+mod supervise;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -82,6 +83,8 @@ pub enum ServeError {
     Sink(#[from] SinkError),
     #[error("the engine thread failed: {0}")]
     Engine(String),
+    #[error("the {stage} stage stopped before shutdown was asked for ({why}); the service stopped with it (messages not yet deleted will be redelivered)")]
+    StageDied { stage: &'static str, why: String },
 }
 
 /// Whether the service has caught up with the queue, so that the wall clock may close windows: a
@@ -133,6 +136,12 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let (stop_intake_tx, stop_intake) = watch::channel(false);
     let (abort_tx, abort) = watch::channel(false);
     let (stop_rest_tx, stop_rest) = watch::channel(false);
+    // A stage that ends before `stop_intake` is set has died: the service stops, naming it.
+    let (died_tx, mut died) = mpsc::unbounded_channel();
+    let sup = supervise::Supervisor {
+        died: died_tx,
+        stopping: stop_intake.clone(),
+    };
 
     let http = {
         let app = router(AppState {
@@ -141,7 +150,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             alerts: board.clone(),
         });
         let mut stop = stop_rest.clone();
-        tokio::spawn(async move {
+        sup.spawn("http", async move {
             let r = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -196,33 +205,39 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     });
     let mut receivers = Vec::new();
     for _ in 0..src.receivers.max(1) {
-        receivers.push(tokio::spawn(intake::receive_loop(
-            receiving.clone(),
-            work_tx.clone(),
-            ack_tx.clone(),
-            stop_intake.clone(),
-        )));
+        receivers.push(sup.spawn(
+            "receiver",
+            intake::receive_loop(
+                receiving.clone(),
+                work_tx.clone(),
+                ack_tx.clone(),
+                stop_intake.clone(),
+            ),
+        ));
     }
     drop(work_tx);
 
-    let dispatcher = tokio::spawn(intake::dispatch(
-        Arc::new(Fetching {
-            s3,
-            limits: cfg.decode,
-            policy,
-            concurrency: src.fetch_concurrency,
-            metrics: metrics.clone(),
-        }),
-        work_rx,
-        fold_tx.clone(),
-        abort.clone(),
-    ));
+    let dispatcher = sup.spawn(
+        "dispatcher",
+        intake::dispatch(
+            Arc::new(Fetching {
+                s3,
+                limits: cfg.decode,
+                policy,
+                concurrency: src.fetch_concurrency,
+                metrics: metrics.clone(),
+            }),
+            work_rx,
+            fold_tx.clone(),
+            abort.clone(),
+        ),
+    );
 
     let ticker = {
         let (fold_tx, mut stop) = (fold_tx.clone(), stop_intake.clone());
         let (receiving, inflight) = (receiving.clone(), inflight.clone());
         let drained_for = i64::from(src.wait_time_secs) * 2 + 5;
-        tokio::spawn(async move {
+        sup.spawn("ticker", async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
@@ -289,26 +304,43 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         wall_clock: src.close_windows_on_wall_clock,
         acks: ack_tx.clone(),
     };
-    let folder = tokio::task::spawn_blocking(move || fold.run(fold_rx));
+    let folder = sup.watch(
+        "fold",
+        tokio::task::spawn_blocking(move || fold.run(fold_rx)),
+    );
 
-    let acker = tokio::spawn(ack::acknowledge(
-        queue.clone(),
-        inflight.clone(),
-        metrics.clone(),
-        src.failed_message_visibility_secs,
-        ack_rx,
-    ));
+    let acker = sup.spawn(
+        "acknowledger",
+        ack::acknowledge(
+            queue.clone(),
+            inflight.clone(),
+            metrics.clone(),
+            src.failed_message_visibility_secs,
+            ack_rx,
+        ),
+    );
     drop(ack_tx);
 
-    let keeper = tokio::spawn(inflight::keep_visible(
-        queue.clone(),
-        inflight.clone(),
-        metrics.clone(),
-        src.visibility_timeout_secs,
-        stop_rest.clone(),
-    ));
+    let keeper = sup.spawn(
+        "visibility keeper",
+        inflight::keep_visible(
+            queue.clone(),
+            inflight.clone(),
+            metrics.clone(),
+            src.visibility_timeout_secs,
+            stop_rest.clone(),
+        ),
+    );
 
-    wait_for_termination().await;
+    drop(sup);
+    let death = tokio::select! {
+        _ = wait_for_termination() => None,
+        Some((stage, why)) = died.recv() => {
+            error!(stage, why, "a stage of the service stopped; shutting down");
+            readiness.fail(format!("the {stage} stage stopped ({why})"));
+            Some((stage, why))
+        }
+    };
     info!("shutting down: no new messages; finishing objects in flight");
     let _ = stop_intake_tx.send(true);
     for r in receivers {
@@ -331,9 +363,11 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     // The fold ends once every sender is gone: saves state and hands over the deletes. Its end
     // drops the sinks' queues: they deliver what they hold and stop.
-    let engine = folder
-        .await
-        .map_err(|e| ServeError::Engine(e.to_string()))?;
+    // A dead fold lost the engine (its last save stands); the rest still shuts down in order.
+    let engine = match folder.await {
+        Ok(Ok(engine)) => Ok(engine),
+        Ok(Err(e)) | Err(e) => Err(ServeError::Engine(e.to_string())),
+    };
     let _ = acker.await;
     sink_tasks.finish(deadline).await;
     // What is still in flight was not finished: make it visible again for another consumer.
@@ -344,7 +378,10 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let _ = stop_rest_tx.send(true);
     let _ = keeper.await;
     let _ = http.await;
-    let c = engine.counters();
+    if let Some((stage, why)) = death {
+        return Err(ServeError::StageDied { stage, why });
+    }
+    let c = engine?.counters();
     info!(
         kms_calls = c.kms_calls,
         duplicates = c.duplicates,
