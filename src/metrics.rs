@@ -102,6 +102,8 @@ pub struct Metrics {
     pub messages_failed: IntCounterVec,
     pub messages_in_flight: IntGauge,
     pub oldest_message_age: IntGauge,
+    /// Messages whose visibility was no longer extended (held past `max_visibility_extension_secs`).
+    pub visibility_abandoned: IntCounter,
     pub objects_fetched: IntCounter,
     pub objects_skipped: IntCounterVec,
     pub objects_failed: IntCounterVec,
@@ -225,6 +227,7 @@ impl Metrics {
             messages_failed: counter_vec(&r, "kmswatch_sqs_messages_failed_total", "SQS messages left for the queue's redrive policy (dead-letter candidates), by reason.", &["reason"]),
             messages_in_flight: gauge(&r, "kmswatch_sqs_messages_in_flight", "SQS messages received and not yet deleted or released."),
             oldest_message_age: gauge(&r, "kmswatch_sqs_oldest_message_age_seconds", "Age of the oldest message in flight, from when SQS first received it."),
+            visibility_abandoned: counter(&r, "kmswatch_sqs_visibility_abandoned_total", "SQS messages held past max_visibility_extension_secs whose visibility is no longer extended."),
             objects_fetched: counter(&r, "kmswatch_s3_objects_fetched_total", "Log objects downloaded from S3."),
             objects_skipped: counter_vec(&r, "kmswatch_s3_objects_skipped_total", "Announced objects not read, by reason (digest, insight, not_log, empty).", &["reason"]),
             objects_failed: counter_vec(&r, "kmswatch_s3_objects_failed_total", "Objects that could not be used, by reason.", &["reason"]),

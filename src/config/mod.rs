@@ -87,6 +87,10 @@ pub struct SourceConfig {
     /// A message that failed permanently is made visible again after this long, so the queue's
     /// redrive policy moves it to the dead-letter queue after `maxReceiveCount` tries.
     pub failed_message_visibility_secs: i32,
+    /// A message's visibility is extended for at most this long in all, from its receive: one
+    /// stuck longer (a hung stage) becomes visible again, for another consumer or the redrive
+    /// policy, instead of being held forever.
+    pub max_visibility_extension_secs: i64,
     /// Objects fetched and decoded at once.
     pub fetch_concurrency: usize,
     /// Messages received and not yet deleted or released; receiving pauses at this many (they
@@ -116,6 +120,7 @@ impl SourceConfig {
             wait_time_secs: 20,
             visibility_timeout_secs: 300,
             failed_message_visibility_secs: 60,
+            max_visibility_extension_secs: 3_600,
             fetch_concurrency: 8,
             max_messages_in_flight: 10_000,
             max_attempts: 5,

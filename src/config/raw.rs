@@ -60,6 +60,8 @@ pub(super) struct RawSource {
     pub visibility_timeout_secs: Field<i64>,
     /// Seconds before a permanently failed message is visible again.
     pub failed_message_visibility_secs: Field<i64>,
+    /// Longest total visibility extension of one message, from its receive.
+    pub max_visibility_extension_secs: Field<i64>,
     /// Objects fetched and decoded at once.
     pub fetch_concurrency: Field<i64>,
     /// Most messages in flight before receiving pauses.

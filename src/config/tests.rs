@@ -138,6 +138,7 @@ fn each_value_out_of_range_is_reported_at_the_value() {
         ("source", "wait_time_secs = 21", "source.wait_time_secs must be between 0 and 20, got 21"),
         ("source", "visibility_timeout_secs = 4", "source.visibility_timeout_secs must be between 5 and 43200, got 4"),
         ("source", "failed_message_visibility_secs = -1", "source.failed_message_visibility_secs must be between 0 and 43200, got -1"),
+        ("source", "max_visibility_extension_secs = 50000", "source.max_visibility_extension_secs must be between 60 and 43200, got 50000"),
         ("source", "visibility_timeout_secs = 43201", "source.visibility_timeout_secs must be between 5 and 43200, got 43201"),
         ("source", "fetch_concurrency = 0", "source.fetch_concurrency must be between 1 and 256, got 0"),
         ("source", "fetch_concurrency = 257", "source.fetch_concurrency must be between 1 and 256, got 257"),
@@ -300,7 +301,7 @@ fn unknown_fields_are_reported_at_the_key_with_a_hint() {
         ("[engine]\nmax_key = 1\n", "5:1: unknown field \"max_key\" in [engine] (did you mean \"max_keys\"?)"),
         ("[http]\n  address = \"127.0.0.1:1\"\n", "5:3: unknown field \"address\" in [http] (expected one of: listen)"),
         ("[log]\nformat = \"json\"\nlevel = \"debug\"\n", "6:1: unknown field \"level\" in [log] (expected one of: format)"),
-        ("[source.extra]\n", "4:9: unknown field \"extra\" in [source] (expected one of: queue_url, buckets, region, endpoint_url, receivers, max_messages_per_receive, wait_time_secs, visibility_timeout_secs, failed_message_visibility_secs, fetch_concurrency, max_messages_in_flight, max_attempts, retry_base_ms, retry_max_ms, queue_depth, close_windows_on_wall_clock)"),
+        ("[source.extra]\n", "4:9: unknown field \"extra\" in [source] (expected one of: queue_url, buckets, region, endpoint_url, receivers, max_messages_per_receive, wait_time_secs, visibility_timeout_secs, failed_message_visibility_secs, max_visibility_extension_secs, fetch_concurrency, max_messages_in_flight, max_attempts, retry_base_ms, retry_max_ms, queue_depth, close_windows_on_wall_clock)"),
     ];
     for (extra, want) in cases {
         let text = if extra.starts_with('[') {

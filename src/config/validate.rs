@@ -149,6 +149,15 @@ impl Validator<'_, '_> {
             failed_message_visibility_secs,
             0..=43_200
         );
+        // SQS refuses to extend a message past 12 hours from its receive.
+        int!(
+            self,
+            "source",
+            s,
+            c,
+            max_visibility_extension_secs,
+            60..=43_200
+        );
         int!(self, "source", s, c, fetch_concurrency, 1..=256);
         int!(self, "source", s, c, max_messages_in_flight, 1..=1_000_000);
         int!(self, "source", s, c, max_attempts, 1..=20);

@@ -26,6 +26,8 @@ pub struct Msg {
     pub failed: Mutex<Option<&'static str>>,
     /// Unix seconds of the last visibility change (or the receive).
     pub extended_at: AtomicI64,
+    /// Unix seconds of the receive: extensions stop `max_visibility_extension_secs` after it.
+    pub received_at: i64,
 }
 
 impl Msg {
@@ -56,6 +58,7 @@ impl Inflight {
             remaining: AtomicUsize::new(objects),
             failed: Mutex::new(None),
             extended_at: AtomicI64::new(now),
+            received_at: now,
         });
         self.lock().insert(msg.seq, msg.clone());
         msg
@@ -87,12 +90,29 @@ impl Inflight {
         self.msgs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Messages whose visibility was last set at or before `before` (Unix seconds).
-    pub fn due_for_extension(&self, before: i64) -> Vec<Arc<Msg>> {
-        self.all()
-            .into_iter()
-            .filter(|m| m.extended_at.load(Ordering::Relaxed) <= before)
-            .collect()
+    /// Messages whose visibility was last set at or before `before` (Unix seconds), split into
+    /// those to extend and those received before `received_by` (held too long: let go). A
+    /// message let go is not offered again.
+    pub fn due_for_extension(
+        &self,
+        before: i64,
+        received_by: i64,
+    ) -> (Vec<Arc<Msg>>, Vec<Arc<Msg>>) {
+        let (mut extend, mut abandon) = (Vec::new(), Vec::new());
+        for m in self.all() {
+            let at = m.extended_at.load(Ordering::Relaxed);
+            if at > before {
+                continue;
+            }
+            if m.received_at < received_by {
+                // Never due again: it is visible once its current timeout lapses.
+                m.extended_at.store(i64::MAX, Ordering::Relaxed);
+                abandon.push(m);
+            } else {
+                extend.push(m);
+            }
+        }
+        (extend, abandon)
     }
 
     /// Age in seconds of the oldest message in flight, from when SQS first got it.
@@ -106,12 +126,14 @@ impl Inflight {
 }
 
 /// Extends the visibility of messages still worked on, a third of the timeout before it lapses,
-/// and keeps the in-flight gauges; runs until `stop` turns true.
+/// for at most `max_extension_secs` from their receive, and keeps the in-flight gauges; runs until
+/// `stop` turns true.
 pub async fn keep_visible(
     queue: Queue,
     inflight: Arc<Inflight>,
     metrics: Arc<Metrics>,
     visibility_secs: i32,
+    max_extension_secs: i64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let every = Duration::from_secs((visibility_secs as u64 / 3).max(1));
@@ -130,7 +152,12 @@ pub async fn keep_visible(
             .oldest_message_age
             .set(inflight.oldest_age_secs(now_ms));
         let now = now_ms / 1000;
-        let due = inflight.due_for_extension(now - every.as_secs() as i64);
+        let (due, abandoned) =
+            inflight.due_for_extension(now - every.as_secs() as i64, now - max_extension_secs);
+        for m in &abandoned {
+            metrics.visibility_abandoned.inc();
+            warn!(message_id = %m.id, held_secs = now - m.received_at, "message held past max_visibility_extension_secs (a stage may be stuck); no longer extending its visibility, so it is redelivered");
+        }
         if due.is_empty() {
             continue;
         }
@@ -176,15 +203,27 @@ mod tests {
         let a = f.register(&received("a", Some(10_000)), 1, 100);
         f.register(&received("b", Some(40_000)), 1, 130);
         assert_eq!(f.oldest_age_secs(70_000), 60);
-        let due: Vec<_> = f
-            .due_for_extension(110)
-            .iter()
-            .map(|m| m.id.clone())
-            .collect();
-        assert_eq!(due, ["a"]);
+        let ids = |v: &[Arc<Msg>]| v.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+        let (due, abandoned) = f.due_for_extension(110, 0);
+        assert_eq!((ids(&due), ids(&abandoned)), (vec!["a".to_owned()], vec![]));
         f.remove(a.seq);
         assert_eq!(f.oldest_age_secs(70_000), 30);
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn a_message_held_too_long_is_let_go_once() {
+        let f = Inflight::default();
+        f.register(&received("old", None), 1, 100);
+        f.register(&received("new", None), 1, 200);
+        let ids = |v: &[Arc<Msg>]| v.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+        // Both due; "old" was received before 150: let go.
+        let (due, abandoned) = f.due_for_extension(300, 150);
+        assert_eq!(ids(&due), ["new"]);
+        assert_eq!(ids(&abandoned), ["old"]);
+        let (due, abandoned) = f.due_for_extension(i64::MAX - 1, 150);
+        assert_eq!(ids(&due), ["new"]);
+        assert!(abandoned.is_empty(), "let go only once");
     }
 
     #[test]

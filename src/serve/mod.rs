@@ -328,6 +328,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             inflight.clone(),
             metrics.clone(),
             src.visibility_timeout_secs,
+            src.max_visibility_extension_secs,
             stop_rest.clone(),
         ),
     );
