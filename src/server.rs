@@ -1,16 +1,23 @@
 //! The service's HTTP face: `/metrics`, `/healthz`, `/readyz` and `/api/alerts`.
 //!
 //! The router only reads shared state the pipeline keeps up to date; it never blocks the pipeline.
+//! Every request has a deadline and a slot among a bounded number; `/api/alerts` is paged from a
+//! snapshot the fold publishes, and may require a bearer token.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{BoxError, Router};
+use sha2::{Digest, Sha256};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 
 use crate::alerts::{Alert, AlertState};
 use crate::metrics::Metrics;
@@ -44,10 +51,14 @@ impl Readiness {
     }
 }
 
-/// The alerts currently firing (alert-schema JSON), by rule id and group id.
+/// The alerts currently firing (alert-schema JSON), by rule id and group id: the fold's copy, and
+/// the snapshot of it that HTTP serves (published by the fold after each change, so a request
+/// never holds the fold's lock while it copies alerts).
 #[derive(Debug, Default)]
 pub struct AlertBoard {
     firing: Mutex<BTreeMap<(String, String), serde_json::Value>>,
+    snapshot: RwLock<Arc<Vec<serde_json::Value>>>,
+    changed: AtomicBool,
 }
 
 impl AlertBoard {
@@ -63,6 +74,15 @@ impl AlertBoard {
                 m.remove(&id);
             }
         }
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Makes what changed since the last call visible to HTTP.
+    pub fn publish(&self) {
+        if self.changed.swap(false, Ordering::Relaxed) {
+            let v: Vec<_> = self.lock().values().cloned().collect();
+            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+        }
     }
 
     /// Replaces the board with what the engine says is firing (at start, after a restore).
@@ -70,14 +90,21 @@ impl AlertBoard {
         &self,
         firing: impl Iterator<Item = (&'a (String, String), &'a serde_json::Value)>,
     ) {
-        let mut m = self.lock();
-        m.clear();
-        m.extend(firing.map(|(id, v)| (id.clone(), v.clone())));
+        {
+            let mut m = self.lock();
+            m.clear();
+            m.extend(firing.map(|(id, v)| (id.clone(), v.clone())));
+        }
+        self.changed.store(true, Ordering::Relaxed);
+        self.publish();
     }
 
-    /// The firing alerts, ordered by rule then group.
-    pub fn firing(&self) -> Vec<serde_json::Value> {
-        self.lock().values().cloned().collect()
+    /// The firing alerts as last published, ordered by rule then group.
+    pub fn firing(&self) -> Arc<Vec<serde_json::Value>> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// How many alerts fire per (rule, severity).
@@ -95,21 +122,83 @@ impl AlertBoard {
     }
 }
 
+/// Bounds on the HTTP server and access to `/api/alerts`.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    /// One permit per request being handled (`max_concurrent_requests` of them), shared by every
+    /// route.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub max_alerts_per_page: usize,
+    /// SHA-256 of the bearer token `/api/alerts` requires, if any (compared as digests, so the
+    /// comparison's time does not tell how much of a guess was right).
+    pub api_token_sha256: Option<[u8; 32]>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            request_timeout: Duration::from_secs(30),
+            slots: Arc::new(tokio::sync::Semaphore::new(64)),
+            max_alerts_per_page: 1_000,
+            api_token_sha256: None,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn with_max_concurrent_requests(mut self, n: usize) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.api_token_sha256 = token.map(|t| Sha256::digest(t.as_bytes()).into());
+        self
+    }
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     pub alerts: Arc<AlertBoard>,
+    pub limits: HttpLimits,
 }
 
 pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/alerts", get(alerts))
         .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded_or_late))
+                .load_shed()
+                // One semaphore for every route (a plain concurrency limit would be per route).
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(limits.slots))
+                .timeout(limits.request_timeout),
+        )
+}
+
+/// 503 for a request over the concurrency limit, 408 for one past its deadline.
+async fn overloaded_or_late(error: BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response()
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "too many requests at once; try again\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -152,9 +241,57 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn alerts(State(s): State<AppState>) -> Response {
+/// `?limit=` and `?offset=` of `/api/alerts`.
+#[derive(serde::Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: usize,
+}
+
+/// The firing alerts, a page at a time: `total`, this page's `offset` and `limit`, and
+/// `next_offset` (`null` on the last page).
+async fn alerts(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(want) = &s.limits.api_token_sha256 {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())) == *want);
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "this endpoint needs Authorization: Bearer <token> (http.api_token_env)\n",
+            )
+                .into_response();
+        }
+    }
+    let Ok(Query(page)) = page else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "limit and offset must be non-negative integers\n",
+        )
+            .into_response();
+    };
+    let max = s.limits.max_alerts_per_page.max(1);
+    let limit = page.limit.unwrap_or(max).clamp(1, max);
     let firing = s.alerts.firing();
-    let body = serde_json::json!({ "schema": "kmswatch.firing/v1", "alerts": firing });
+    let total = firing.len();
+    let start = page.offset.min(total);
+    let end = start.saturating_add(limit).min(total);
+    let body = serde_json::json!({
+        "schema": "kmswatch.firing/v1",
+        "total": total,
+        "offset": start,
+        "limit": limit,
+        "next_offset": (end < total).then_some(end),
+        "alerts": &firing[start..end],
+    });
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string_pretty(&body).unwrap_or_default(),
@@ -176,6 +313,7 @@ mod tests {
             metrics: Arc::new(Metrics::new(LabelLimits::default())),
             readiness: Arc::new(Readiness::default()),
             alerts: Arc::new(AlertBoard::default()),
+            limits: HttpLimits::default(),
         }
     }
 
@@ -264,6 +402,16 @@ mod tests {
         s.alerts.apply(&alert("r1", "k2", AlertState::Firing));
         s.alerts.apply(&alert("r1", "k1", AlertState::Firing));
         s.alerts.apply(&alert("r1", "k2", AlertState::Resolved));
+        // HTTP serves what the fold published, not its working copy.
+        assert_eq!(
+            get(&s, "/api/alerts?limit=5")
+                .await
+                .1
+                .matches("\"rule\"")
+                .count(),
+            0
+        );
+        s.alerts.publish();
         let (status, body) = get(&s, "/api/alerts").await;
         assert_eq!(status, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -292,6 +440,109 @@ mod tests {
                 (("r2".to_string(), "high".to_string()), 1)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn api_alerts_is_paged_and_bounded() {
+        let mut s = state();
+        s.limits.max_alerts_per_page = 2;
+        for k in ["k1", "k2", "k3"] {
+            s.alerts.apply(&alert("r1", k, AlertState::Firing));
+        }
+        s.alerts.publish();
+        let page = |q: &'static str| {
+            let s = s.clone();
+            async move {
+                let (status, body) = get(&s, q).await;
+                assert_eq!(status, StatusCode::OK, "{q}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let keys: Vec<String> = v["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["group"]["key"].as_str().unwrap().to_owned())
+                    .collect();
+                (v["total"].clone(), v["next_offset"].clone(), keys)
+            }
+        };
+        use serde_json::json;
+        // No limit, or one over the cap: the cap.
+        for q in ["/api/alerts", "/api/alerts?limit=1000"] {
+            assert_eq!(
+                page(q).await,
+                (json!(3), json!(2), vec!["k1".into(), "k2".into()])
+            );
+        }
+        assert_eq!(
+            page("/api/alerts?offset=2").await,
+            (json!(3), json!(null), vec!["k3".into()])
+        );
+        assert_eq!(
+            page("/api/alerts?limit=1&offset=1").await,
+            (json!(3), json!(2), vec!["k2".into()])
+        );
+        assert_eq!(
+            page("/api/alerts?offset=99").await,
+            (json!(3), json!(null), vec![])
+        );
+        assert_eq!(
+            get(&s, "/api/alerts?limit=-1").await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn api_alerts_can_require_a_bearer_token() {
+        let mut s = state();
+        s.limits = HttpLimits::default().with_token(Some("s3cret"));
+        let req = |auth: Option<&str>| {
+            let mut r = Request::get("/api/alerts");
+            if let Some(a) = auth {
+                r = r.header(header::AUTHORIZATION, a);
+            }
+            r.body(Body::empty()).unwrap()
+        };
+        for bad in [
+            None,
+            Some("Bearer nope"),
+            Some("s3cret"),
+            Some("Basic s3cret"),
+        ] {
+            let resp = router(s.clone()).oneshot(req(bad)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+            assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        }
+        let ok = router(s.clone())
+            .oneshot(req(Some("Bearer s3cret")))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        // The rest stays open for Prometheus and probes.
+        assert_eq!(get(&s, "/metrics").await.0, StatusCode::OK);
+        assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn over_the_limits_requests_get_503_and_late_ones_408() {
+        let busy = overloaded_or_late(Box::new(tower::load_shed::error::Overloaded::new())).await;
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let late = overloaded_or_late(Box::new(tower::timeout::error::Elapsed::new())).await;
+        assert_eq!(late.status(), StatusCode::REQUEST_TIMEOUT);
+        // Through the router: while every slot is taken (by a request being handled; here by
+        // the test), a request is refused at once; once one is free it is served.
+        let mut s = state();
+        s.limits = s.limits.with_max_concurrent_requests(1);
+        let held = s.limits.slots.clone().acquire_owned().await.unwrap();
+        for path in ["/metrics", "/healthz", "/api/alerts"] {
+            assert_eq!(
+                get(&s, path).await.0,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{path}"
+            );
+        }
+        drop(held);
+        assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -153,12 +153,25 @@ impl StateConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// A request not answered within this long is answered 408, so a slow client or a stuck
+    /// handler cannot hold a slot.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; one more is refused with 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
+    /// Most alerts one `/api/alerts` page holds (a larger `?limit=` is lowered to it).
+    pub max_alerts_per_page: usize,
+    /// When set, `/api/alerts` answers only requests with `Authorization: Bearer <token>`.
+    pub api_token: Option<Secret>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
+            request_timeout_secs: 30,
+            max_concurrent_requests: 64,
+            max_alerts_per_page: 1_000,
+            api_token: None,
         }
     }
 }

@@ -131,6 +131,14 @@ pub(super) struct RawState {
 pub(super) struct RawHttp {
     /// `IP:PORT` to listen on.
     pub listen: Field<String>,
+    /// Seconds before an unanswered request gets 408.
+    pub request_timeout_secs: Field<i64>,
+    /// Requests handled at once; more get 503.
+    pub max_concurrent_requests: Field<i64>,
+    /// Most alerts on one `/api/alerts` page.
+    pub max_alerts_per_page: Field<i64>,
+    /// The environment variable holding the bearer token `/api/alerts` requires.
+    pub api_token_env: Field<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]

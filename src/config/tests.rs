@@ -299,7 +299,7 @@ fn unknown_fields_are_reported_at_the_key_with_a_hint() {
         ("[zzz]\n", "4:2: unknown top-level field \"zzz\" (expected one of: source, engine, decode, rules, state, http, metrics, alerts, log, service, shutdown_deadline_secs)"),
         ("[engine]\nwindow = 60\n", "5:1: unknown field \"window\" in [engine] (did you mean \"window_secs\"?)"),
         ("[engine]\nmax_key = 1\n", "5:1: unknown field \"max_key\" in [engine] (did you mean \"max_keys\"?)"),
-        ("[http]\n  address = \"127.0.0.1:1\"\n", "5:3: unknown field \"address\" in [http] (expected one of: listen)"),
+        ("[http]\n  address = \"127.0.0.1:1\"\n", "5:3: unknown field \"address\" in [http] (expected one of: listen, request_timeout_secs, max_concurrent_requests, max_alerts_per_page, api_token_env)"),
         ("[log]\nformat = \"json\"\nlevel = \"debug\"\n", "6:1: unknown field \"level\" in [log] (expected one of: format)"),
         ("[source.extra]\n", "4:9: unknown field \"extra\" in [source] (expected one of: queue_url, buckets, region, endpoint_url, receivers, max_messages_per_receive, wait_time_secs, visibility_timeout_secs, failed_message_visibility_secs, max_visibility_extension_secs, fetch_concurrency, max_messages_in_flight, max_attempts, retry_base_ms, retry_max_ms, queue_depth, close_windows_on_wall_clock)"),
     ];
@@ -702,5 +702,26 @@ fn alert_sink_tables_must_have_their_shape() {
     assert_eq!(
         problems(SOURCE, &[("KMSWATCH_ALERTMANAGER_URLS", ",")]),
         vec!["$KMSWATCH_ALERTMANAGER_URLS: alerts.alertmanager.urls is empty: give a comma-separated list of Alertmanager URLs"]
+    );
+}
+
+#[test]
+fn http_limits_and_the_api_token_come_from_the_file_and_the_environment() {
+    let text = format!(
+        "{SOURCE}[http]\nrequest_timeout_secs = 5\nmax_concurrent_requests = 8\nmax_alerts_per_page = 10\napi_token_env = \"API_TOKEN\"\n"
+    );
+    let c = ok(&text, &[("API_TOKEN", "t0ken")]);
+    assert_eq!(c.http.request_timeout_secs, 5);
+    assert_eq!(c.http.max_concurrent_requests, 8);
+    assert_eq!(c.http.max_alerts_per_page, 10);
+    assert_eq!(c.http.api_token.as_ref().map(|t| t.expose()), Some("t0ken"));
+    assert_eq!(
+        problems(&text, &[]),
+        vec!["8:17: http.api_token_env: the environment variable API_TOKEN is not set: put the bearer token in it, or remove api_token_env"]
+    );
+    let bad = format!("{SOURCE}[http]\nmax_concurrent_requests = 0\n");
+    assert_eq!(
+        problems(&bad, &[]),
+        vec!["5:27: http.max_concurrent_requests must be between 1 and 10000, got 0"]
     );
 }

@@ -315,6 +315,10 @@ impl Validator<'_, '_> {
                 c.http.listen = addr;
             }
         }
+        int!(self, "http", h, c.http, request_timeout_secs, 1..=3_600);
+        int!(self, "http", h, c.http, max_concurrent_requests, 1..=10_000);
+        int!(self, "http", h, c.http, max_alerts_per_page, 1..=100_000);
+        c.http.api_token = self.secret("http", "api_token_env", "bearer token", &h.api_token_env);
 
         let (m, _) = table(&raw.metrics);
         int!(self, "metrics", m, c.metrics, max_label_values, LIMIT);

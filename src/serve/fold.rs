@@ -181,6 +181,7 @@ impl Fold {
             self.board.apply(&a);
             self.sinks.publish(a);
         }
+        self.board.publish();
     }
 
     /// Saves state; true when it is on disk.

@@ -25,7 +25,7 @@ use crate::decode::DecodedObject;
 use crate::metrics::{LabelLimits, Metrics};
 use crate::retry::RetryPolicy;
 use crate::rules::{load_paths, RuleSet};
-use crate::server::{router, AlertBoard, AppState, Readiness};
+use crate::server::{router, AlertBoard, AppState, HttpLimits, Readiness};
 use crate::sinks::{self, SinkError};
 use crate::sources::sqs::Queue;
 use crate::sources::ObjectRef;
@@ -148,6 +148,13 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             alerts: board.clone(),
+            limits: HttpLimits {
+                request_timeout: Duration::from_secs(cfg.http.request_timeout_secs),
+                max_alerts_per_page: cfg.http.max_alerts_per_page,
+                ..HttpLimits::default()
+            }
+            .with_max_concurrent_requests(cfg.http.max_concurrent_requests)
+            .with_token(cfg.http.api_token.as_ref().map(|t| t.expose())),
         });
         let mut stop = stop_rest.clone();
         sup.spawn("http", async move {

@@ -227,7 +227,13 @@ impl Validator<'_, '_> {
 
     /// The value of the environment variable that `table.field` names, which must be set and not
     /// empty.
-    fn secret(&mut self, t: &str, field: &str, what: &str, f: &Field<String>) -> Option<Secret> {
+    pub(super) fn secret(
+        &mut self,
+        t: &str,
+        field: &str,
+        what: &str,
+        f: &Field<String>,
+    ) -> Option<Secret> {
         let g = file(f)?;
         let name = format!("{t}.{field}");
         if let Err(why) = env_var_name(&g.value) {
