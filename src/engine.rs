@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use crate::aggregate::{window_start, Dedupe, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
-use crate::report::Totals;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
+use crate::totals::Totals;
 
 mod restore;
 
