@@ -187,6 +187,7 @@ pub fn fold_objects(
         for decoded in rx {
             for (obj, read) in decoded {
                 input.log_objects += 1;
+                input.deliveries.record(&obj.to_string());
                 match read {
                     Read::Failed { kind, error } => {
                         record_failure(input, obj.to_string(), kind, error)

@@ -1,5 +1,5 @@
-//! The replay summary: what was read, skipped, failed, and alerted, with the per-key totals of
-//! [`Totals`], as text and as JSON.
+//! The replay summary (what was read, skipped, failed, and alerted, with the per-key totals, as text
+//! and as JSON) and the auditors' report built from the same [`Totals`].
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,18 @@ use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
 pub use crate::totals::Totals;
 use crate::totals::SEP;
+
+mod audit;
+mod deliveries;
+mod document;
+mod findings;
+mod frames;
+mod markdown;
+pub mod rows;
+
+pub use audit::{AlertLog, AuditReport, ReportError, ReportMeta, MANIFEST_SCHEMA};
+pub use deliveries::{Deliveries, GAP_SECS};
+pub use findings::{findings, Finding, REPEATED_FAILURES};
 
 /// Schema identifier of the JSON summary.
 pub const SUMMARY_SCHEMA: &str = "kmswatch.summary/v1";
@@ -72,6 +84,9 @@ pub struct InputStats {
     pub decoded: DecodeStats,
     /// The first malformed records (all are counted in `malformed_records`).
     pub malformed: Vec<Failure>,
+    /// Deliveries per account and region, for the report's gaps (not in the summary).
+    #[serde(skip)]
+    pub deliveries: Deliveries,
 }
 
 /// One object or record that could not be used.
