@@ -20,6 +20,7 @@ mod deliveries;
 mod document;
 mod findings;
 mod frames;
+mod html;
 mod markdown;
 pub mod rows;
 

@@ -19,7 +19,11 @@ fn sample_report_matches_the_golden_copy() {
         std::fs::create_dir_all(&golden).unwrap();
     }
     let mut names: Vec<String> = TABLES.iter().map(|t| format!("{t}.csv")).collect();
-    names.extend(["report.md".into(), "manifest.json".into()]);
+    names.extend([
+        "report.md".into(),
+        "report.html".into(),
+        "manifest.json".into(),
+    ]);
     for name in &names {
         assert_golden(&golden.join(name), &read(&report.join(name)));
     }
@@ -31,7 +35,11 @@ fn sample_report_matches_the_golden_copy() {
     let mut want: Vec<String> = TABLES
         .iter()
         .flat_map(|t| [format!("{t}.csv"), format!("{t}.parquet")])
-        .chain(["report.md".into(), "manifest.json".into()])
+        .chain([
+            "report.md".into(),
+            "report.html".into(),
+            "manifest.json".into(),
+        ])
         .collect();
     want.sort();
     assert_eq!(written, want);
@@ -46,7 +54,7 @@ fn manifest_hashes_every_file_written() {
     let files = m["files"].as_array().unwrap();
     assert_eq!(
         files.len(),
-        TABLES.len() * 2 + 1,
+        TABLES.len() * 2 + 2,
         "every file but the manifest"
     );
     for f in files {

@@ -1,5 +1,6 @@
 //! The auditors' report of a run or of a state file: what it holds ([`AuditReport`]), and writing
-//! it to a directory (every table as Parquet and CSV, `report.md`, `manifest.json` hashing the rest).
+//! it to a directory (every table as Parquet and CSV, `report.md`, `report.html`, and
+//! `manifest.json` hashing the rest).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -224,6 +225,7 @@ impl AuditReport {
             "report.md".into(),
             super::markdown::render(&doc).into_bytes(),
         ));
+        files.push(("report.html".into(), super::html::render(&doc).into_bytes()));
         let mut entries: Vec<ManifestFile> = files
             .iter()
             .map(|(name, bytes)| ManifestFile {
