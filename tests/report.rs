@@ -360,3 +360,84 @@ print("days", duckdb.sql(f"SELECT sum(calls) FROM '{d}/daily_usage.parquet'").fe
     assert!(lines.contains(format!("sum {calls}").as_str()), "{stdout}");
     assert!(lines.contains(format!("days {calls}").as_str()), "{stdout}");
 }
+
+/// A report after a save, load and restore in the middle of the replay equals the report of one
+/// uninterrupted replay, byte for byte (every file, manifest included).
+#[test]
+fn a_restart_mid_replay_writes_the_same_report() {
+    use kmswatch::engine::{Engine, EngineConfig};
+    use kmswatch::replay::{fold_objects, list_objects, ReplayOptions};
+    use kmswatch::report::{AlertLog, AuditReport, InputStats, ReportMeta};
+    use kmswatch::rules::load_dir;
+    let rules = || load_dir(&repo().join("rules")).expect("shipped rules load");
+    let opts = ReplayOptions {
+        inputs: vec![repo().join("sample-logs")],
+        ..ReplayOptions::default()
+    };
+    let (objects, listed) = list_objects(&opts.inputs);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |engine: &Engine, input: &InputStats, log: &AlertLog, name: &str| {
+        let out = dir.path().join(name);
+        AuditReport::from_engine(engine, input, log, ReportMeta::default())
+            .write(&out)
+            .unwrap();
+        all_bytes(&out)
+    };
+
+    let mut engine = Engine::new(EngineConfig::default(), rules());
+    let (mut input, mut log) = (listed.clone(), AlertLog::new(1_000_000));
+    fold_objects(&mut engine, &objects, &opts, &mut input, |a| {
+        log.push(a);
+        Ok(())
+    })
+    .unwrap();
+    let whole = write(&engine, &input, &log, "whole");
+
+    let mid = objects.len() / 2;
+    let mut first = Engine::new(EngineConfig::default(), rules());
+    let (mut input, mut log) = (listed.clone(), AlertLog::new(1_000_000));
+    fold_objects(&mut first, &objects[..mid], &opts, &mut input, |a| {
+        log.push(a);
+        Ok(())
+    })
+    .unwrap();
+    let path = dir.path().join("state.json");
+    kmswatch::state::save(&path, &first.snapshot()).unwrap();
+    let (mut second, _) = Engine::restore(
+        EngineConfig::default(),
+        rules(),
+        kmswatch::state::load(&path).unwrap(),
+    )
+    .unwrap();
+    fold_objects(&mut second, &objects[mid..], &opts, &mut input, |a| {
+        log.push(a);
+        Ok(())
+    })
+    .unwrap();
+    let resumed = write(&second, &input, &log, "resumed");
+    assert_eq!(
+        whole.keys().collect::<Vec<_>>(),
+        resumed.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &whole {
+        assert!(bytes == &resumed[name], "{name} differs after a restart");
+    }
+}
+
+#[test]
+fn report_of_a_missing_state_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.json");
+    let out = kmswatch(&[
+        "report",
+        missing.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: {}: state file does not exist\n", missing.display())
+    );
+    assert!(!dir.path().join("out").exists(), "nothing written");
+}
