@@ -12,8 +12,8 @@ use crate::engine::{Engine, EngineCounters};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
+use crate::totals::split_key;
 pub use crate::totals::Totals;
-use crate::totals::SEP;
 
 mod audit;
 mod deliveries;
@@ -204,10 +204,7 @@ impl Summary {
             .collect();
         keys.sort_by(|a, b| a.key.cmp(&b.key));
         let split3 = |k: &str| {
-            let mut it = k.splitn(3, SEP);
-            let a = it.next().unwrap_or_default();
-            let b = it.next().unwrap_or_default();
-            let c = it.next().unwrap_or_default();
+            let [a, b, c] = split_key::<3>(k);
             (none_if_empty(a), b.to_owned(), c.to_owned())
         };
         let mut kps: Vec<KeyPrincipalServiceRow> = t

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::totals::{lifecycle_category, KeyState, Totals, SEP};
+use crate::totals::{lifecycle_category, split_key, KeyState, Totals};
 
 /// One key (`key_arn` `None`: calls that named no key). Sorted by `key_arn`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,11 +119,6 @@ fn arn_field(arn: &str, n: usize) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn split<const N: usize>(k: &str) -> [&str; N] {
-    let mut it = k.splitn(N, SEP);
-    std::array::from_fn(|_| it.next().unwrap_or_default())
-}
-
 impl Tables {
     /// The tables of `totals`, and of `alerts` (alert-schema JSON, in any order).
     pub fn build(t: &Totals, alerts: &[serde_json::Value]) -> Tables {
@@ -132,7 +127,7 @@ impl Tables {
             .kps
             .iter()
             .map(|(k, c)| {
-                let [key, principal, service] = split::<3>(k);
+                let [key, principal, service] = split_key::<3>(k);
                 let e = principals.entry(key).or_default();
                 e.0.insert(principal);
                 e.1.insert(service);
@@ -152,7 +147,7 @@ impl Tables {
         });
         let mut aliases: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for k in t.aliases.keys() {
-            let [key, alias] = split::<2>(k);
+            let [key, alias] = split_key::<2>(k);
             aliases.entry(key).or_default().push(alias.to_owned());
         }
         let mut keys: Vec<KeyRow> = t
@@ -196,7 +191,7 @@ impl Tables {
             .koo
             .iter()
             .map(|(k, n)| {
-                let [key, operation, outcome] = split::<3>(k);
+                let [key, operation, outcome] = split_key::<3>(k);
                 OutcomeRow {
                     key_arn: key_opt(key),
                     operation: operation.to_owned(),
@@ -212,7 +207,7 @@ impl Tables {
             .daily
             .iter()
             .map(|(k, d)| {
-                let [key, day] = split::<2>(k);
+                let [key, day] = split_key::<2>(k);
                 DayRow {
                     key_arn: key_opt(key),
                     day: day.parse::<i64>().unwrap_or_default() * 86_400,

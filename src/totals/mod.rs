@@ -222,6 +222,12 @@ fn alias_target<'a>(call: &'a KmsCall, key: &'a str) -> &'a str {
     }
 }
 
+/// The `N` parts of a composite row key (missing parts empty).
+pub(crate) fn split_key<const N: usize>(k: &str) -> [&str; N] {
+    let mut it = k.splitn(N, SEP);
+    std::array::from_fn(|_| it.next().unwrap_or_default())
+}
+
 fn bump<V: Default>(
     map: &mut Map<Box<str>, V>,
     k: &str,
