@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Dedupe, KeyCatalog};
-use crate::engine::EngineCounters;
 use crate::rules::SavedRule;
-use crate::totals::Totals;
+use crate::totals::{EngineCounters, Totals};
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "kmswatch.state";

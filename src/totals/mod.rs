@@ -4,7 +4,7 @@
 //! of lifecycle calls.
 //!
 //! A leaf: it knows `decode`'s `KmsCall` and nothing of the engine, the report or the state file,
-//! which all use it. Saved in state files (its own serde form, not the summary schema).
+//! which all use it (with [`EngineCounters`], the engine's counts, saved beside the totals). Saved in state files (its own serde form, not the summary schema).
 
 mod facts;
 
@@ -17,6 +17,19 @@ use crate::decode::{KeyEffect, KeyRef, KmsCall, OpClass};
 use crate::Map;
 
 pub use facts::{lifecycle_category, KeyFacts, KeyState, LifecycleEvent};
+
+/// What the engine counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineCounters {
+    /// Distinct KMS calls taken in (after dedupe).
+    pub kms_calls: u64,
+    pub duplicates: u64,
+    /// Calls whose default-length window had closed when they arrived.
+    pub late: u64,
+    pub alerts_firing: u64,
+    pub alerts_resolved: u64,
+}
 
 /// Separates the parts of a composite row key.
 pub(crate) const SEP: char = '\u{1f}';
