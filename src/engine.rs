@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use crate::aggregate::{window_start, Dedupe, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
-use crate::report::Totals;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
+pub use crate::totals::EngineCounters;
+use crate::totals::Totals;
 
 mod restore;
 
@@ -56,19 +57,6 @@ pub enum Folded {
     Duplicate,
     /// Counted; `late` when its window had already closed.
     New { late: bool },
-}
-
-/// What the engine counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineCounters {
-    /// Distinct KMS calls taken in (after dedupe).
-    pub kms_calls: u64,
-    pub duplicates: u64,
-    /// Calls whose default-length window had closed when they arrived.
-    pub late: u64,
-    pub alerts_firing: u64,
-    pub alerts_resolved: u64,
 }
 
 #[derive(Debug)]

@@ -22,6 +22,7 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod timefmt;
+pub mod totals;
 
 mod serde_sorted;
 

@@ -14,7 +14,7 @@ use kmswatch::decode::DecodeLimits;
 use kmswatch::engine::EngineConfig;
 use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::replay::{replay, Input, ReplayOptions, S3Options};
-use kmswatch::report::{InputStats, Summary};
+use kmswatch::report::{AlertLog, AuditReport, InputStats, ReportMeta, Summary};
 use kmswatch::rules::{load_paths, load_source, resolve, LoadError, RuleSet, RuleSource};
 use kmswatch::sources::Selection;
 use kmswatch::state;
@@ -53,6 +53,16 @@ enum Command {
     },
     /// Runs the live service: SQS notifications, S3 objects, metrics on HTTP, alerts.
     Serve(ServeArgs),
+    /// Writes the auditors' report of a state file: the tables `replay --report` writes, with
+    /// `alerts` holding the alerts firing when the state was saved; coverage of objects read is
+    /// not in a state file.
+    Report {
+        /// The state file (`replay --state-out`, the service's `--state`).
+        state: PathBuf,
+        /// The report directory (created if missing; files of the same names are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -167,6 +177,9 @@ struct ReplayArgs {
     /// Do not print the summary or a progress bar on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Write the auditors' report here: tables as Parquet and CSV, report.md, manifest.json.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -268,6 +281,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.uncompressed_bytes as f64 / 1e6,
                 report.compressed_bytes as f64 / 1e6
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { state, out } => {
+            let meta = ReportMeta {
+                inputs: vec![state.display().to_string()],
+                ..ReportMeta::default()
+            };
+            AuditReport::from_state(&state::load(&state)?, meta).write(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::State {
@@ -510,13 +531,28 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         None => Box::new(io::stdout().lock()),
     };
     let mut sink = JsonLinesSink::new(BufWriter::new(out));
-    let result = replay(&opts, rules, |a| sink.write(a))?;
+    let mut alert_log = AlertLog::new(opts.engine.max_report_rows);
+    let result = replay(&opts, rules, |a| {
+        if args.report.is_some() {
+            alert_log.push(a);
+        }
+        sink.write(a)
+    })?;
     sink.flush().context("writing alerts")?;
     for note in &result.notes {
         eprintln!("note: {note}");
     }
     if let Some(p) = &args.summary {
         write_json(Some(p), &result.summary)?;
+    }
+    if let Some(dir) = &args.report {
+        let meta = ReportMeta {
+            range_from: opts.selection.from,
+            range_to: opts.selection.to,
+            inputs: args.inputs.clone(),
+        };
+        AuditReport::from_engine(&result.engine, &result.summary.input, &alert_log, meta)
+            .write(dir)?;
     }
     if !args.quiet {
         eprint!("{}", result.summary.render_text());

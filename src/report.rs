@@ -1,151 +1,35 @@
-//! Exact totals for auditors (per key, per key/principal/service, per key/operation/outcome) and the
-//! replay summary: what was read, skipped, failed, and alerted, as text and as JSON.
+//! The replay summary (what was read, skipped, failed, and alerted, with the per-key totals, as text
+//! and as JSON) and the auditors' report built from the same [`Totals`].
 
 use std::collections::BTreeMap;
 
-use crate::Map;
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::decode::{DecodeStats, KmsCall, OpClass, ServiceSource};
+use crate::decode::{DecodeStats, ServiceSource};
 use crate::engine::{Engine, EngineCounters};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
+use crate::totals::split_key;
+pub use crate::totals::Totals;
+
+mod audit;
+mod deliveries;
+mod document;
+mod findings;
+mod frames;
+mod html;
+mod markdown;
+pub mod rows;
+
+pub use audit::{AlertLog, AuditReport, ReportError, ReportMeta, MANIFEST_SCHEMA};
+pub use deliveries::{Deliveries, GAP_SECS};
+pub use findings::{findings, Finding, REPEATED_FAILURES};
 
 /// Schema identifier of the JSON summary.
 pub const SUMMARY_SCHEMA: &str = "kmswatch.summary/v1";
-
-const SEP: char = '\u{1f}';
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyTotals {
-    calls: u64,
-    failures: u64,
-    by_operation: BTreeMap<Box<str>, u64>,
-    first_seen: i64,
-    last_seen: i64,
-    /// Latest successful cryptographic call.
-    last_used: Option<i64>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Counts {
-    calls: u64,
-    failures: u64,
-    /// Calls by the inference step that named the service, indexed like `ServiceSource::ALL`.
-    by_source: [u64; 6],
-}
-
-/// Running totals over every distinct KMS call. Each table holds at most `max_rows` rows; calls of
-/// rows over the cap are counted in `overflow` (the report then says the tables are incomplete).
-///
-/// Saved in state files (its own serde form, not the summary schema).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Totals {
-    /// Key ARN ("" for calls with no key).
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    keys: Map<Box<str>, KeyTotals>,
-    /// key SEP principal SEP service.
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    kps: Map<Box<str>, Counts>,
-    /// key SEP operation SEP outcome.
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    koo: Map<Box<str>, u64>,
-    /// Configuration, set again on restore.
-    #[serde(skip)]
-    max_rows: usize,
-    pub overflow: u64,
-    /// Scratch space for row keys.
-    #[serde(skip)]
-    buf: String,
-}
-
-impl Totals {
-    pub fn new(max_rows: usize) -> Self {
-        Totals {
-            keys: Map::default(),
-            kps: Map::default(),
-            koo: Map::default(),
-            max_rows,
-            overflow: 0,
-            buf: String::new(),
-        }
-    }
-
-    /// After loading from a state file: the configured `max_rows`. Returns the largest table's
-    /// row count when it exceeds it.
-    pub(crate) fn restore_limit(&mut self, max_rows: usize) -> Option<usize> {
-        self.max_rows = max_rows;
-        let rows = self.keys.len().max(self.kps.len()).max(self.koo.len());
-        (rows > max_rows).then_some(rows)
-    }
-
-    pub fn record(&mut self, call: &KmsCall, key: Option<&str>) {
-        let key = key.unwrap_or("");
-        let failed = call.error_code.is_some();
-        if !self.keys.contains_key(key) {
-            if self.keys.len() >= self.max_rows {
-                self.overflow += 1;
-            } else {
-                let t = KeyTotals {
-                    first_seen: call.time,
-                    last_seen: call.time,
-                    ..KeyTotals::default()
-                };
-                self.keys.insert(key.into(), t);
-            }
-        }
-        if let Some(t) = self.keys.get_mut(key) {
-            t.calls += 1;
-            t.failures += u64::from(failed);
-            match t.by_operation.get_mut(&*call.operation) {
-                Some(n) => *n += 1,
-                None => {
-                    t.by_operation.insert(call.operation.clone(), 1);
-                }
-            }
-            t.first_seen = t.first_seen.min(call.time);
-            t.last_seen = t.last_seen.max(call.time);
-            if !failed && call.class == OpClass::Crypto {
-                t.last_used = Some(t.last_used.map_or(call.time, |u| u.max(call.time)));
-            }
-        }
-        let b = &mut self.buf;
-        b.clear();
-        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.principal, call.service);
-        bump(&mut self.kps, b, self.max_rows, &mut self.overflow, |c| {
-            c.calls += 1;
-            c.failures += u64::from(failed);
-            c.by_source[call.service_source as usize] += 1;
-        });
-        b.clear();
-        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.operation, call.outcome());
-        bump(&mut self.koo, b, self.max_rows, &mut self.overflow, |n| {
-            *n += 1
-        });
-    }
-}
-
-fn bump<V: Default>(
-    map: &mut Map<Box<str>, V>,
-    k: &str,
-    max: usize,
-    overflow: &mut u64,
-    f: impl FnOnce(&mut V),
-) {
-    if let Some(v) = map.get_mut(k) {
-        f(v);
-    } else if map.len() >= max {
-        *overflow += 1;
-    } else {
-        f(map.entry(k.into()).or_default());
-    }
-}
 
 fn none_if_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
@@ -201,6 +85,9 @@ pub struct InputStats {
     pub decoded: DecodeStats,
     /// The first malformed records (all are counted in `malformed_records`).
     pub malformed: Vec<Failure>,
+    /// Deliveries per account and region, for the report's gaps (not in the summary).
+    #[serde(skip)]
+    pub deliveries: Deliveries,
     /// What the replay was limited to (absent when everything was read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionStats>,
@@ -353,10 +240,7 @@ impl Summary {
             .collect();
         keys.sort_by(|a, b| a.key.cmp(&b.key));
         let split3 = |k: &str| {
-            let mut it = k.splitn(3, SEP);
-            let a = it.next().unwrap_or_default();
-            let b = it.next().unwrap_or_default();
-            let c = it.next().unwrap_or_default();
+            let [a, b, c] = split_key::<3>(k);
             (none_if_empty(a), b.to_owned(), c.to_owned())
         };
         let mut kps: Vec<KeyPrincipalServiceRow> = t

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Dedupe, KeyCatalog};
-use crate::engine::EngineCounters;
-use crate::report::Totals;
 use crate::rules::SavedRule;
+use crate::totals::{EngineCounters, Totals};
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "kmswatch.state";
-/// The state format this build reads and writes; bumped on any incompatible change.
-pub const VERSION: u32 = 1;
+/// The state format this build reads and writes; bumped on any incompatible change (2: the
+/// totals keep the report's facts: key facts, daily usage, aliases, the lifecycle log).
+pub const VERSION: u32 = 2;
 /// This build, as written in `written_by`.
 pub const WRITTEN_BY: &str = concat!("kmswatch ", env!("CARGO_PKG_VERSION"));
 

@@ -435,6 +435,7 @@ fn fold_plan(
             };
             for (obj, size, read) in chunk {
                 input.log_objects += 1;
+                input.deliveries.record(&obj.to_string());
                 match read {
                     Read::Failed { kind, error } => {
                         record_failure(input, obj.to_string(), kind, error)

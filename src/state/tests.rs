@@ -169,7 +169,7 @@ fn the_file_starts_with_what_identifies_it() {
     let (_, bytes) = saved_state(dir.path());
     let text = String::from_utf8(bytes).unwrap();
     let want = format!(
-        r#"{{"format":"kmswatch.state","version":1,"written_by":"kmswatch {}","saved_at_event_time":"1970-01-02T00:53:20Z","settings":{{"window_secs":300,"#,
+        r#"{{"format":"kmswatch.state","version":{VERSION},"written_by":"kmswatch {}","saved_at_event_time":"1970-01-02T00:53:20Z","settings":{{"window_secs":300,"#,
         env!("CARGO_PKG_VERSION")
     );
     assert!(text.starts_with(&want), "{}", &text[..200]);
@@ -218,9 +218,15 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
     let cases: Vec<(&str, String, String)> = vec![
         (
             "newer version",
-            r#"{"format":"kmswatch.state","version":2,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
+            r#"{"format":"kmswatch.state","version":3,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
                 .into(),
-            format!("state format version 2 is not supported by {WRITTEN_BY} (expects 1); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
+            format!("state format version 3 is not supported by {WRITTEN_BY} (expects 2); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
+        ),
+        (
+            "older version",
+            r#"{"format":"kmswatch.state","version":1,"written_by":"kmswatch 0.1.0","totals":{}}"#
+                .into(),
+            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 2); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
         ),
         (
             "a summary file",
@@ -264,8 +270,16 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
             "newer version" => matches!(
                 err,
                 StateError::Incompatible {
-                    found: 2,
-                    expected: 1,
+                    found: 3,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "older version" => matches!(
+                err,
+                StateError::Incompatible {
+                    found: 1,
+                    expected: 2,
                     ..
                 }
             ),

@@ -4,6 +4,7 @@
 pub mod alertmanager;
 pub mod aws;
 pub mod receiver;
+pub mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,162 @@
+use super::*;
+use crate::decode::{KeyEffect, KeyRef};
+use crate::rules::test_support::op;
+
+const K: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
+
+fn at(time: i64, operation: &str) -> KmsCall {
+    let mut c = op(operation, K, "arn:aws:iam::111122223333:role/admin");
+    c.time = time;
+    c
+}
+
+fn failed(mut c: KmsCall) -> KmsCall {
+    c.error_code = Some("AccessDeniedException".into());
+    c
+}
+
+fn facts(t: &Totals) -> &KeyFacts {
+    &t.keys[K].facts
+}
+
+/// (calls in fold order as (time, operation), state at the end, since)
+type Case = (&'static [(i64, &'static str)], KeyState, Option<i64>);
+
+#[test]
+fn lifecycle_state_is_the_latest_by_event_time_not_by_arrival() {
+    let cases: &[Case] = &[
+        (&[(5, "Decrypt")], KeyState::Enabled, None),
+        (
+            &[(1, "CreateKey"), (9, "DisableKey")],
+            KeyState::Disabled,
+            Some(9),
+        ),
+        (
+            &[(9, "DisableKey"), (1, "CreateKey")],
+            KeyState::Disabled,
+            Some(9),
+        ),
+        (
+            &[(2, "ScheduleKeyDeletion"), (3, "CancelKeyDeletion")],
+            KeyState::Disabled,
+            Some(3),
+        ),
+        (
+            &[(2, "ScheduleKeyDeletion")],
+            KeyState::PendingDeletion,
+            Some(2),
+        ),
+        (
+            &[(2, "ScheduleKeyDeletion"), (8, "DeleteKey")],
+            KeyState::Deleted,
+            Some(8),
+        ),
+        (
+            &[(4, "DisableKey"), (6, "EnableKey")],
+            KeyState::Enabled,
+            Some(6),
+        ),
+    ];
+    for (calls, state, since) in cases {
+        let mut t = Totals::new(100);
+        for (time, operation) in calls.iter() {
+            t.record(&at(*time, operation), Some(K));
+        }
+        assert_eq!(
+            (facts(&t).state, facts(&t).state_since),
+            (*state, *since),
+            "{calls:?}"
+        );
+    }
+}
+
+#[test]
+fn failed_calls_change_nothing_but_are_logged() {
+    let mut t = Totals::new(100);
+    t.record(&failed(at(5, "ScheduleKeyDeletion")), Some(K));
+    t.record(&failed(at(6, "PutKeyPolicy")), Some(K));
+    assert_eq!(facts(&t), &KeyFacts::default());
+    let outcomes: Vec<&str> = t.lifecycle.iter().map(|e| &*e.outcome).collect();
+    assert_eq!(outcomes, ["AccessDeniedException", "AccessDeniedException"]);
+    assert_eq!(t.keys[K].failures, 2);
+}
+
+#[test]
+fn rotation_policy_and_grants_are_counted_with_times() {
+    let mut t = Totals::new(100);
+    for (time, operation) in [
+        (10, "EnableKeyRotation"),
+        (20, "DisableKeyRotation"),
+        (15, "RotateKeyOnDemand"),
+        (30, "RotateKey"),
+        (31, "PutKeyPolicy"),
+        (32, "CreateGrant"),
+        (33, "CreateGrant"),
+        (34, "RevokeGrant"),
+        (35, "DescribeKey"),
+    ] {
+        t.record(&at(time, operation), Some(K));
+    }
+    let f = facts(&t);
+    assert_eq!(
+        (
+            f.rotation_enabled,
+            f.rotation_disabled,
+            f.rotated,
+            f.rotations
+        ),
+        (Some(10), Some(20), Some(30), 2)
+    );
+    assert_eq!(f.rotation_on(), Some(false));
+    assert_eq!(
+        (f.policy_changes, f.grants_created, f.grants_removed),
+        (1, 2, 1)
+    );
+    assert_eq!(t.lifecycle.len(), 8, "DescribeKey is not a lifecycle call");
+    assert_eq!((t.keys[K].crypto_calls, t.keys[K].management_calls), (0, 9));
+}
+
+#[test]
+fn daily_counts_split_by_utc_day_and_class() {
+    let mut t = Totals::new(100);
+    t.record(&at(86_399, "Decrypt"), Some(K));
+    t.record(&failed(at(86_400, "Decrypt")), Some(K));
+    t.record(&at(86_401, "DescribeKey"), Some(K));
+    let day = |d: i64| {
+        let c = t.daily[&*format!("{K}{SEP}{d}")];
+        (c.crypto_calls, c.management_calls, c.failures)
+    };
+    assert_eq!((day(0), day(1)), ((1, 0, 0), (1, 1, 1)));
+}
+
+#[test]
+fn aliases_are_recorded_on_the_key_they_name() {
+    let alias = "arn:aws:kms:us-east-1:111122223333:alias/app";
+    let mut t = Totals::new(100);
+    let mut create = at(1, "CreateAlias");
+    create.effect = Some(KeyEffect::AliasSet {
+        alias: alias.into(),
+        key: K.into(),
+    });
+    t.record(&create, Some(K));
+    let mut via = at(2, "Decrypt");
+    via.key = Some(KeyRef::Alias(alias.into()));
+    t.record(&via, Some(K));
+    // An alias never resolved is its own "key": not an alias of anything.
+    t.record(&via, Some(alias));
+    assert_eq!(t.aliases.len(), 1);
+    assert_eq!(t.aliases[&*format!("{K}{SEP}{alias}")], 2);
+}
+
+#[test]
+fn every_table_is_bounded_and_what_is_over_is_counted() {
+    let mut t = Totals::new(2);
+    for day in 0..3 {
+        t.record(&at(day * 86_400, "CreateGrant"), Some(K));
+    }
+    assert_eq!(t.daily.len(), 2);
+    assert_eq!(t.lifecycle.len(), 2);
+    assert_eq!(t.overflow, 2, "one daily row and one lifecycle call over");
+    assert_eq!(t.restore_limit(1), Some(2));
+    assert_eq!(t.restore_limit(2), None);
+}
