@@ -187,10 +187,17 @@ fn s3_replay_equals_local_replay_and_prunes_by_the_layout() {
         "--regions",
         REGIONS,
     ];
-    let s3_args: Vec<&str> = [&bucket as &str].into_iter().chain(sel).collect();
-    let disk_args: Vec<&str> = [local].into_iter().chain(sel).collect();
-    let (s3_alerts, s3_summary, s3_err) = run(&moto, dir.path(), "s3-sel", &s3_args, 0);
-    let (disk_alerts, disk_summary, _) = run(&moto, dir.path(), "disk-sel", &disk_args, 0);
+    let (s3_report, disk_report) = (dir.path().join("s3-report"), dir.path().join("disk-report"));
+    let args = |input: &str, report: &Path| -> Vec<String> {
+        let mut v = vec![input.to_owned()];
+        v.extend(sel.iter().map(|s| s.to_string()));
+        v.extend(["--report".to_owned(), report.to_str().unwrap().to_owned()]);
+        v
+    };
+    let (s3_args, disk_args) = (args(&bucket, &s3_report), args(local, &disk_report));
+    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
+    let (s3_alerts, s3_summary, s3_err) = run(&moto, dir.path(), "s3-sel", &strs(&s3_args), 0);
+    let (disk_alerts, disk_summary, _) = run(&moto, dir.path(), "disk-sel", &strs(&disk_args), 0);
     assert_eq!(
         s3_alerts, disk_alerts,
         "selected alerts differ between S3 and disk"
@@ -199,6 +206,44 @@ fn s3_replay_equals_local_replay_and_prunes_by_the_layout() {
         s3_summary, disk_summary,
         "selected summaries differ between S3 and disk"
     );
+    // The report too: every table byte for byte (Parquet and CSV); the documents and the
+    // manifest differ only where they name the input (and so in the manifest's hashes of them).
+    let names: BTreeSet<String> = std::fs::read_dir(&s3_report)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains("keys.parquet") && names.contains("report.html"),
+        "{names:?}"
+    );
+    for name in &names {
+        let (a, b) = (
+            std::fs::read(s3_report.join(name)).unwrap(),
+            std::fs::read(disk_report.join(name)).unwrap(),
+        );
+        if name.ends_with(".md") || name.ends_with(".html") {
+            let b = String::from_utf8(b).unwrap().replace(local, &bucket);
+            assert_eq!(
+                String::from_utf8(a).unwrap(),
+                b,
+                "{name} differs between S3 and disk"
+            );
+        } else if name == "manifest.json" {
+            let files = |bytes: &[u8]| -> Vec<serde_json::Value> {
+                json(bytes)["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| !f["name"].as_str().unwrap().starts_with("report."))
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(files(&a), files(&b), "the manifest's table hashes differ");
+            assert_eq!(json(&a)["range_from"], "2026-01-10T00:00:00Z");
+        } else {
+            assert!(a == b, "{name} differs between S3 and disk");
+        }
+    }
     let summary = json(&s3_summary);
 
     // Independently: the files that can hold selected events are the selected accounts' and
