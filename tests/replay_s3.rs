@@ -118,6 +118,10 @@ fn run(
     )
 }
 
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()
 }
@@ -195,7 +199,6 @@ fn s3_replay_equals_local_replay_and_prunes_by_the_layout() {
         v
     };
     let (s3_args, disk_args) = (args(&bucket, &s3_report), args(local, &disk_report));
-    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
     let (s3_alerts, s3_summary, s3_err) = run(&moto, dir.path(), "s3-sel", &strs(&s3_args), 0);
     let (disk_alerts, disk_summary, _) = run(&moto, dir.path(), "disk-sel", &strs(&disk_args), 0);
     assert_eq!(
