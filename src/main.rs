@@ -137,6 +137,9 @@ struct ReplayArgs {
     /// S3 objects fetched, and listings made, at once.
     #[arg(long, default_value_t = 16)]
     fetch_concurrency: usize,
+    /// Keys per S3 listing page (1 to 1000, S3's maximum).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    list_page_size: i32,
     /// S3 endpoint (overrides `AWS_ENDPOINT_URL`; for moto, LocalStack, MinIO).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
@@ -510,6 +513,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             endpoint_url: args.endpoint_url.clone(),
             region: args.region.clone(),
             concurrency: args.fetch_concurrency.max(1),
+            list_page_size: args.list_page_size,
             ..S3Options::default()
         },
         progress,

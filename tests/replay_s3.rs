@@ -386,7 +386,13 @@ fn s3_failures_are_named_counted_and_the_replay_goes_on() {
         &moto,
         dir.path(),
         "fail",
-        &["s3://trail/AWSLogs/", "s3://no-such-bucket/AWSLogs/"],
+        // One key a page: every listing runs over pages.
+        &[
+            "s3://trail/AWSLogs/",
+            "s3://no-such-bucket/AWSLogs/",
+            "--list-page-size",
+            "1",
+        ],
         1,
     );
     let summary = json(&summary);
@@ -406,6 +412,18 @@ fn s3_failures_are_named_counted_and_the_replay_goes_on() {
         BTreeSet::from([corrupt.as_str(), "s3://no-such-bucket/AWSLogs/"])
     );
     assert!(err.contains("the bucket does not exist"), "{err}");
+    // A page of one key: the day folder's two objects take two pages (and the empty last page
+    // S3 may send), the folder placeholder's level one more.
+    let requests: u64 = err
+        .split("objects listed in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no listing line: {err}"));
+    assert!(
+        requests >= 7,
+        "pages were not followed: {requests} requests\n{err}"
+    );
     assert!(err.contains(&corrupt), "{err}");
 }
 

@@ -76,6 +76,8 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Objects fetched, and listings made, at once.
     pub concurrency: usize,
+    /// Keys per ListObjectsV2 page (1 to 1,000).
+    pub list_page_size: i32,
     pub retry: RetryPolicy,
 }
 
@@ -85,6 +87,7 @@ impl Default for S3Options {
             endpoint_url: None,
             region: None,
             concurrency: 16,
+            list_page_size: 1_000,
             retry: RetryPolicy::default(),
         }
     }
@@ -212,6 +215,7 @@ pub fn replay(
             client: reader.client.clone(),
             policy: reader.policy,
             concurrency: reader.concurrency,
+            page_size: opts.s3.list_page_size,
         };
         let mut l = Listing::default();
         let progress = &opts.progress;

@@ -105,6 +105,8 @@ pub struct Lister {
     pub policy: RetryPolicy,
     /// Listing requests in flight at once.
     pub concurrency: usize,
+    /// Keys per ListObjectsV2 page (`MaxKeys`; S3's own limit and default is 1,000).
+    pub page_size: i32,
 }
 
 /// One folder's listing: objects (key, size) and, with a delimiter, its subfolders.
@@ -265,7 +267,12 @@ impl Lister {
         let mut token: Option<String> = None;
         loop {
             let send = || {
-                let mut req = self.client.list_objects_v2().bucket(bucket).prefix(prefix);
+                let mut req = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .max_keys(self.page_size);
                 if delimited {
                     req = req.delimiter("/");
                 }
