@@ -622,11 +622,7 @@ fn time_bound(s: &str, end_of_day: bool) -> Result<i64> {
         let midnight = d.midnight().assume_utc().unix_timestamp();
         return Ok(midnight + if end_of_day { 86_400 } else { 0 });
     }
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "expected a date (2026-03-01) or an RFC 3339 time (2026-03-01T00:00:00Z)"
-            )
-        })
+    kmswatch::timefmt::parse_event_time(s).ok_or_else(|| {
+        anyhow::anyhow!("expected a date (2026-03-01) or an RFC 3339 time (2026-03-01T00:00:00Z)")
+    })
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sources::delivery_time;
+use crate::sources::parse_log_name;
 
 /// Account-region pairs tracked.
 pub const MAX_PAIRS: usize = 10_000;
@@ -39,12 +39,8 @@ pub struct Deliveries {
 
 /// `(account, region, delivery time)` of `111122223333_CloudTrail_us-east-1_20260302T0005Z_x.json.gz`.
 fn parse(path: &str) -> Option<(&str, &str, i64)> {
-    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    let mut parts = name.split('_');
-    let account = parts.next().filter(|a| a.len() == 12)?;
-    parts.next().filter(|p| *p == "CloudTrail")?;
-    let region = parts.next().filter(|r| !r.is_empty())?;
-    Some((account, region, delivery_time(name)?))
+    let n = parse_log_name(path).filter(|n| n.kind == "CloudTrail")?;
+    Some((n.account, n.region, n.delivered?))
 }
 
 impl Deliveries {

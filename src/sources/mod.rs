@@ -95,6 +95,35 @@ pub fn delivery_time(name: &str) -> Option<i64> {
     })
 }
 
+/// What a CloudTrail file name tells (`<account>_<kind>_<region>_YYYYMMDDTHHmmZ_<id>.json.gz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogName<'a> {
+    /// 12-digit account id.
+    pub account: &'a str,
+    /// `CloudTrail` for log files, `CloudTrail-Digest`, `CloudTrail-Insight`.
+    pub kind: &'a str,
+    pub region: &'a str,
+    /// The delivery time, when the name carries one.
+    pub delivered: Option<i64>,
+}
+
+/// Parses the name at the end of `path` (a file path or an S3 key), if it is a CloudTrail name.
+pub fn parse_log_name(path: &str) -> Option<LogName<'_>> {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let mut parts = name.split('_');
+    let account = parts
+        .next()
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
+    let kind = parts.next().filter(|k| k.starts_with("CloudTrail"))?;
+    let region = parts.next().filter(|r| !r.is_empty())?;
+    Some(LogName {
+        account,
+        kind,
+        region,
+        delivered: delivery_time(name),
+    })
+}
+
 /// The order replay folds objects in, whatever order they were found in: by delivery time (as the
 /// live service would see them), then by file name, then by the whole path.
 pub fn canonical_order_key(path: &str) -> (i64, String, String) {

@@ -113,10 +113,10 @@ impl Selection {
         if self.walk_layout(dirs, &mut facts).is_none() {
             return false;
         }
-        if let Some((account, region, delivered)) = parse_name(name) {
-            facts.account = facts.account.or(Some(account));
-            facts.region = facts.region.or(Some(region));
-            facts.day = facts.day.or(delivered.map(|t| t.div_euclid(DAY)));
+        if let Some(n) = super::parse_log_name(name) {
+            facts.account = facts.account.or(Some(n.account));
+            facts.region = facts.region.or(Some(n.region));
+            facts.day = facts.day.or(n.delivered.map(|t| t.div_euclid(DAY)));
         }
         let wanted = |set: &Option<BTreeSet<String>>, v: Option<&str>| {
             set.as_ref()
@@ -221,16 +221,6 @@ fn number(s: &str, digits: usize) -> Option<i64> {
     (s.len() == digits && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
-}
-
-/// Account, region and delivery time from a CloudTrail file name
-/// (`<account>_CloudTrail_<region>_YYYYMMDDTHHmmZ_<id>.json.gz`).
-fn parse_name(name: &str) -> Option<(&str, &str, Option<i64>)> {
-    let mut parts = name.split('_');
-    let account = parts.next().filter(|a| is_account(a))?;
-    parts.next().filter(|k| k.starts_with("CloudTrail"))?;
-    let region = parts.next().filter(|r| !r.is_empty())?;
-    Some((account, region, super::delivery_time(name)))
 }
 
 #[cfg(test)]
