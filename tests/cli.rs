@@ -30,7 +30,7 @@ fn rules_check_accepts_the_shipped_rules() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "14 rules OK in rules/\n"
+        "24 rules OK in rules/\n"
     );
 }
 
@@ -173,7 +173,7 @@ fn state_summary_of_replay_state_out_has_the_replay_summary_totals() {
     ] {
         assert_eq!(s[field], r[field], "{field}");
     }
-    assert_eq!(s["kms_calls"], 7489);
+    assert_eq!(s["kms_calls"], 7904);
     assert_eq!(s["input"]["log_objects"], 0, "a state has no input stats");
     // Without --out, the same JSON goes to stdout.
     let out = kmswatch(&["state", "summary", &p(&state)]);
@@ -315,10 +315,10 @@ fn replay_state_in_notes_rules_that_are_gone() {
     succeeds(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
-    assert_eq!(notes.len(), 13, "{stderr}");
+    assert_eq!(notes.len(), 23, "{stderr}");
     assert_eq!(
         notes[0],
-        "note: rule \"key-deletion-scheduled\" is in the state but no longer configured: its state is dropped"
+        "note: rule \"failed-calls-spray\" is in the state but no longer configured: its state is dropped"
     );
 }
 
@@ -333,7 +333,7 @@ fn config_check_accepts_the_example() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "kmswatch.example.toml OK: queue https://sqs.us-east-1.amazonaws.com/123456789012/cloudtrail-kms, \
-         1 bucket(s), 14 rules from rules, http on 127.0.0.1:9464, no durable state, alerts to stdout\n"
+         1 bucket(s), 24 rules from rules, http on 127.0.0.1:9464, no durable state, alerts to stdout\n"
     );
     assert!(out.stderr.is_empty());
 }
@@ -402,7 +402,7 @@ fn outside_the_repository_replay_uses_the_built_in_rules() {
     assert!(list.status.success());
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(
-        text.starts_with("14 rules from the rules built into kmswatch"),
+        text.starts_with("24 rules from the rules built into kmswatch"),
         "{text}"
     );
     assert!(text.contains("<built-in>/volume.toml:"), "{text}");
@@ -410,7 +410,7 @@ fn outside_the_repository_replay_uses_the_built_in_rules() {
     let here = kmswatch(&["rules", "list"]);
     let text = String::from_utf8_lossy(&here.stdout);
     assert!(
-        text.starts_with("14 rules from rules (found in the current directory)"),
+        text.starts_with("24 rules from rules (found in the current directory)"),
         "{text}"
     );
     assert!(text.contains("rules/volume.toml:"), "{text}");

@@ -15,6 +15,17 @@ pub struct KeyInfo {
     pub last_seen: i64,
     /// A successful `ScheduleKeyDeletion` was seen and no `CancelKeyDeletion` after it.
     pub pending_deletion: bool,
+    /// AWS KMS logged the key's `DeleteKey`: it is gone for good, whatever is logged about it
+    /// afterwards (calls that fail because it no longer exists).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl KeyInfo {
+    /// Neither deleted nor pending deletion: a key the `unused` rules judge.
+    pub fn live(&self) -> bool {
+        !self.pending_deletion && !self.deleted
+    }
 }
 
 /// Bounded: at most `max_keys` keys and `max_aliases` aliases; what is over is counted, not kept.
@@ -81,6 +92,7 @@ impl KeyCatalog {
                 first_seen: call.time,
                 last_seen: call.time,
                 pending_deletion: false,
+                deleted: false,
             };
             self.keys.insert(key.into(), info);
         }
@@ -90,6 +102,10 @@ impl KeyCatalog {
             match call.effect {
                 Some(KeyEffect::DeletionScheduled) => info.pending_deletion = true,
                 Some(KeyEffect::DeletionCancelled) => info.pending_deletion = false,
+                Some(KeyEffect::Deleted) => {
+                    info.deleted = true;
+                    info.pending_deletion = false;
+                }
                 _ => {}
             }
         }
@@ -110,6 +126,7 @@ impl KeyCatalog {
                 first_seen: time,
                 last_seen: time,
                 pending_deletion: false,
+                deleted: false,
             },
         );
     }
@@ -172,6 +189,7 @@ mod tests {
             error_code: None,
             cross_account: false,
             effect,
+            request: None,
         }
     }
 
@@ -233,11 +251,16 @@ mod tests {
             Some(&KeyInfo {
                 first_seen: 20,
                 last_seen: 50,
-                pending_deletion: true
+                pending_deletion: true,
+                deleted: false,
             })
         );
         c.observe(&call(60, Some(KeyEffect::DeletionCancelled)), Some("k"));
         assert!(!c.get("k").unwrap().pending_deletion);
+        c.observe(&call(70, Some(KeyEffect::Deleted)), Some("k"));
+        c.observe(&call(80, Some(KeyEffect::DeletionCancelled)), Some("k"));
+        let k = c.get("k").unwrap();
+        assert!(k.deleted && !k.live(), "a deleted key stays deleted: {k:?}");
         c.observe(&call(60, None), Some("other"));
         assert_eq!((c.len(), c.keys_overflow), (1, 1), "max_keys is 1");
     }

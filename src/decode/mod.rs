@@ -6,6 +6,7 @@
 mod gzip;
 mod normalise;
 mod object;
+mod policy;
 mod record;
 mod split;
 mod structural;
@@ -16,6 +17,7 @@ pub use normalise::{normalise, op_class, NormaliseError};
 pub use object::{
     decode_object, DecodeLimits, DecodeStats, DecodedObject, ObjectError, RecordError,
 };
+pub use policy::{is_public as policy_is_public, LIMITING_KEYS};
 pub use split::{split_records, SplitError};
 
 /// Whether an operation uses key material (`Decrypt`, `Sign`, ...) or manages keys.
@@ -84,6 +86,22 @@ pub enum KeyEffect {
     DeletionScheduled,
     /// `CancelKeyDeletion` succeeded.
     DeletionCancelled,
+    /// `DeleteKey`: AWS KMS deleted the key at the end of its waiting period.
+    Deleted,
+}
+
+/// What the request of a management call says, for the operations whose request decides a rule:
+/// `CreateKey` and `PutKeyPolicy` (the policy, the lockout check), `CreateGrant` (the grantee).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The key policy lets anyone use the key (see `decode::policy`).
+    pub policy_public: bool,
+    /// `bypassPolicyLockoutSafetyCheck` was `true`.
+    pub policy_lockout_bypass: bool,
+    /// `CreateGrant`: the grantee principal.
+    pub grantee: Option<Box<str>>,
+    /// `CreateGrant`: the grantee is an ARN in another account than the key's.
+    pub grantee_cross_account: bool,
 }
 
 /// One KMS API call, normalised. Owned, so decoded objects can cross threads.
@@ -114,6 +132,8 @@ pub struct KmsCall {
     /// Caller account and key account both known and different.
     pub cross_account: bool,
     pub effect: Option<KeyEffect>,
+    /// `CreateKey`, `PutKeyPolicy` and `CreateGrant` only; boxed, as few calls have it.
+    pub request: Option<Box<RequestFacts>>,
 }
 
 impl KmsCall {

@@ -1,7 +1,7 @@
 //! Maps one CloudTrail KMS record to a [`KmsCall`]: key, principal, calling service, class, outcome.
 
 use super::record::RawRecord;
-use super::{KeyEffect, KeyRef, KmsCall, OpClass, ServiceSource};
+use super::{KeyEffect, KeyRef, KmsCall, OpClass, RequestFacts, ServiceSource};
 
 /// `eventSource` of KMS calls.
 pub const KMS_EVENT_SOURCE: &str = "kms.amazonaws.com";
@@ -104,7 +104,15 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
         .user_identity
         .as_ref()
         .ok_or(NormaliseError::Missing("userIdentity"))?;
-    let identity_type = nonempty(&ui.kind).ok_or(NormaliseError::Missing("userIdentity.type"))?;
+    // Events AWS KMS logs on its own (`DeleteKey` when a waiting period ends, `RotateKey` of
+    // automatic rotation) carry a `userIdentity` with only `accountId` and `invokedBy`.
+    let identity_type = nonempty(&ui.kind);
+    if identity_type.is_none()
+        && nonempty(&ui.invoked_by).is_none()
+        && nonempty(&ui.account_id).is_none()
+    {
+        return Err(NormaliseError::Missing("userIdentity.type"));
+    }
     let caller_account = nonempty(&ui.account_id);
     let recipient = nonempty(&r.recipient_account_id)
         .or(caller_account)
@@ -121,10 +129,10 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
         .and_then(|i| nonempty(&i.arn));
 
     let principal: Box<str> = match identity_type {
-        "AssumedRole" | "FederatedUser" => issuer_arn.or(nonempty(&ui.arn)).map(Into::into),
-        "AWSService" => nonempty(&ui.invoked_by).map(Into::into),
-        "AWSAccount" => caller_account.map(|a| format!("aws-account:{a}").into()),
-        _ => None,
+        Some("AssumedRole" | "FederatedUser") => issuer_arn.or(nonempty(&ui.arn)).map(Into::into),
+        Some("AWSService") | None => nonempty(&ui.invoked_by).map(Into::into),
+        Some("AWSAccount") => caller_account.map(|a| format!("aws-account:{a}").into()),
+        Some(_) => None,
     }
     .or_else(|| {
         nonempty(&ui.arn)
@@ -132,7 +140,8 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
             .or(nonempty(&ui.user_name))
             .map(Into::into)
     })
-    .unwrap_or_else(|| format!("unknown:{identity_type}").into());
+    .or_else(|| caller_account.map(|a| format!("aws-account:{a}").into()))
+    .unwrap_or_else(|| format!("unknown:{}", identity_type.unwrap_or("")).into());
 
     let (service, service_source) = calling_service(r, issuer_arn.or(nonempty(&ui.arn)));
     let error_code = normalise_error_code(r.error_code.as_deref());
@@ -141,6 +150,7 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
     } else {
         None
     };
+    let request = request_facts(r, operation, key_account.unwrap_or(recipient));
     let dedupe_id = match nonempty(&r.shared_event_id) {
         Some(shared) => xxhash_rust::xxh3::xxh3_128_with_seed(shared.as_bytes(), 1),
         None => xxhash_rust::xxh3::xxh3_128(event_id.as_bytes()),
@@ -161,7 +171,32 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
         service_source,
         error_code,
         effect,
+        request,
     })
+}
+
+/// The request facts of the management operations that carry them (`CreateKey`, `PutKeyPolicy`,
+/// `CreateGrant`); `None` for every other call. `key_account` is the key's account.
+fn request_facts(
+    r: &RawRecord<'_>,
+    operation: &str,
+    key_account: &str,
+) -> Option<Box<RequestFacts>> {
+    if !matches!(operation, "CreateKey" | "PutKeyPolicy" | "CreateGrant") {
+        return None;
+    }
+    let params = r.request_parameters.as_ref()?;
+    let grantee = nonempty(&params.grantee_principal);
+    let facts = RequestFacts {
+        policy_public: nonempty(&params.policy).is_some_and(super::policy::is_public),
+        policy_lockout_bypass: params.bypass_policy_lockout_safety_check == Some(true),
+        grantee_cross_account: grantee
+            .filter(|g| g.starts_with("arn:"))
+            .and_then(arn_account)
+            .is_some_and(|a| a != key_account),
+        grantee: grantee.map(Into::into),
+    };
+    Some(Box::new(facts))
 }
 
 fn key_ref(r: &RawRecord<'_>, region: &str, account: &str) -> Option<KeyRef> {
@@ -209,6 +244,7 @@ fn key_effect(
         }
         "DeleteAlias" => Some(KeyEffect::AliasDeleted { alias: alias()? }),
         "ScheduleKeyDeletion" => Some(KeyEffect::DeletionScheduled),
+        "DeleteKey" => Some(KeyEffect::Deleted),
         "CancelKeyDeletion" => Some(KeyEffect::DeletionCancelled),
         _ => None,
     }
@@ -264,6 +300,73 @@ mod tests {
     }
 
     const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn delete_key_logged_by_kms_itself_deletes_the_key() {
+        // The shape AWS KMS logs when a key's waiting period ends: no userIdentity.type.
+        let c = call(&rec(
+            r#"{"accountId":"111122223333","invokedBy":"AWS Internal"}"#,
+            &format!(
+                r#","sourceIPAddress":"AWS Internal","requestParameters":null,"responseElements":{{"keyId":"{KEY}"}},
+                "eventType":"AwsServiceEvent","resources":[{{"accountId":"111122223333","type":"AWS::KMS::Key","ARN":"{KEY}"}}]"#
+            ),
+        )
+        .replace("\"Decrypt\"", "\"DeleteKey\""));
+        assert_eq!(c.operation.as_ref(), "DeleteKey");
+        assert_eq!(c.key, Some(KeyRef::Key(KEY.into())));
+        assert_eq!(c.effect, Some(KeyEffect::Deleted));
+        assert_eq!(c.principal.as_ref(), "AWS Internal");
+        assert_eq!(c.service.as_ref(), "aws-internal");
+        // Only an account: the account is the principal.
+        let c = call(&rec(r#"{"accountId":"111122223333"}"#, ""));
+        assert_eq!(c.principal.as_ref(), "aws-account:111122223333");
+    }
+
+    #[test]
+    fn request_facts_of_policy_and_grant_calls() {
+        let public = r#"{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Action\":\"kms:*\",\"Resource\":\"*\"}]}"#;
+        let user = r#"{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333"}"#;
+        let with = |op: &str, params: &str| {
+            call(
+                &rec(user, &format!(r#","requestParameters":{params}"#))
+                    .replace("\"Decrypt\"", &format!("\"{op}\"")),
+            )
+        };
+        let c = with(
+            "PutKeyPolicy",
+            &format!(
+                r#"{{"keyId":"{KEY}","policyName":"default","policy":"{public}","bypassPolicyLockoutSafetyCheck":true}}"#
+            ),
+        );
+        let facts = c.request.as_deref().unwrap();
+        assert!(
+            facts.policy_public && facts.policy_lockout_bypass,
+            "{facts:?}"
+        );
+        let c = with(
+            "CreateKey",
+            r#"{"keyUsage":"ENCRYPT_DECRYPT","bypassPolicyLockoutSafetyCheck":false}"#,
+        );
+        assert_eq!(c.request.as_deref(), Some(&RequestFacts::default()));
+        let grant = |grantee: &str| {
+            let c = with(
+                "CreateGrant",
+                &format!(
+                    r#"{{"keyId":"{KEY}","granteePrincipal":"{grantee}","operations":["Decrypt"]}}"#
+                ),
+            );
+            c.request.unwrap().grantee_cross_account
+        };
+        assert!(grant("arn:aws:iam::999988887777:role/outside"));
+        assert!(!grant("arn:aws:iam::111122223333:role/inside"));
+        assert!(
+            !grant("rds.us-east-1.amazonaws.com"),
+            "a service principal has no account"
+        );
+        // Other operations carry no request facts, whatever their parameters say.
+        let c = with("Decrypt", &format!(r#"{{"policy":"{public}"}}"#));
+        assert_eq!(c.request, None);
+    }
 
     #[test]
     fn crypto_operations_are_sorted_for_binary_search() {

@@ -83,6 +83,14 @@ pub struct RequestParameters<'a> {
     #[serde(borrow)]
     pub target_key_id: Str<'a>,
     pub encryption_context: Option<EncryptionContext>,
+    /// `CreateKey`, `PutKeyPolicy`: the key policy, a JSON document in a string.
+    #[serde(borrow)]
+    pub policy: Str<'a>,
+    /// `CreateKey`, `PutKeyPolicy`.
+    pub bypass_policy_lockout_safety_check: Option<bool>,
+    /// `CreateGrant`: who the grant lets use the key.
+    #[serde(borrow)]
+    pub grantee_principal: Str<'a>,
 }
 
 /// Only whether each service-identifying key is present matters.

@@ -309,6 +309,12 @@ pub(crate) enum Op {
     DisableKey,
     DisableKeyRotation,
     PutKeyPolicy,
+    CancelKeyDeletion,
+    ImportKeyMaterial,
+    DeleteImportedKeyMaterial,
+    ReplicateKey,
+    CreateCustomKeyStore,
+    DeleteKey,
 }
 
 impl Op {
@@ -331,6 +337,12 @@ impl Op {
             Op::DisableKey => "DisableKey",
             Op::DisableKeyRotation => "DisableKeyRotation",
             Op::PutKeyPolicy => "PutKeyPolicy",
+            Op::CancelKeyDeletion => "CancelKeyDeletion",
+            Op::ImportKeyMaterial => "ImportKeyMaterial",
+            Op::DeleteImportedKeyMaterial => "DeleteImportedKeyMaterial",
+            Op::ReplicateKey => "ReplicateKey",
+            Op::CreateCustomKeyStore => "CreateCustomKeyStore",
+            Op::DeleteKey => "DeleteKey",
         }
     }
 

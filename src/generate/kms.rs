@@ -1,5 +1,6 @@
 //! KMS records: the generic builder for every operation, and the special request/response shapes of
-//! CreateAlias, CreateKey, CreateGrant, ScheduleKeyDeletion and PutKeyPolicy.
+//! CreateAlias, CreateKey, CreateGrant, ScheduleKeyDeletion, PutKeyPolicy, ImportKeyMaterial,
+//! ReplicateKey, CreateCustomKeyStore, and the DeleteKey AWS KMS logs on its own.
 
 use super::actors::{Caller, Key, KeyForm, Op};
 use super::clock::{human, DAY};
@@ -184,7 +185,31 @@ pub(crate) fn create_alias(rng: &mut Rng, time: i64, caller: &Caller, key: &Key)
     e
 }
 
-/// `CreateKey`, with the new key's metadata (including its ARN) in the response.
+/// What a `CreateKey` asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct NewKey<'a> {
+    pub description: &'a str,
+    /// `AWS_KMS`, or `EXTERNAL` for imported key material.
+    pub origin: &'static str,
+    pub multi_region: bool,
+    pub bypass_lockout: bool,
+    /// The key policy, when the caller gives one (else AWS KMS applies the default policy).
+    pub policy: Option<String>,
+}
+
+impl<'a> NewKey<'a> {
+    pub fn plain(description: &'a str) -> Self {
+        NewKey {
+            description,
+            origin: "AWS_KMS",
+            multi_region: false,
+            bypass_lockout: false,
+            policy: None,
+        }
+    }
+}
+
+/// `CreateKey` of a key with the defaults.
 pub(crate) fn create_key(
     rng: &mut Rng,
     time: i64,
@@ -192,15 +217,35 @@ pub(crate) fn create_key(
     key: &Key,
     description: &str,
 ) -> Event {
+    create_key_with(rng, time, caller, key, &NewKey::plain(description))
+}
+
+/// `CreateKey`, with the new key's metadata (including its ARN) in the response.
+pub(crate) fn create_key_with(
+    rng: &mut Rng,
+    time: i64,
+    caller: &Caller,
+    key: &Key,
+    new: &NewKey,
+) -> Event {
     let mut e = event(rng, &Call::on(time, Op::CreateKey, caller, key));
-    e.request = obj! {
-        "description" => description.to_string(),
-        "keyUsage" => "ENCRYPT_DECRYPT",
-        "keySpec" => "SYMMETRIC_DEFAULT",
-        "origin" => "AWS_KMS",
-        "bypassPolicyLockoutSafetyCheck" => false,
-        "multiRegion" => false,
-    };
+    let description = new.description;
+    let mut fields: Vec<(&'static str, J)> = Vec::with_capacity(7);
+    if let Some(policy) = &new.policy {
+        fields.push(("policy", J::Str(policy.clone())));
+    }
+    fields.extend([
+        ("description", J::Str(description.to_string())),
+        ("keyUsage", J::S("ENCRYPT_DECRYPT")),
+        ("keySpec", J::S("SYMMETRIC_DEFAULT")),
+        ("origin", J::S(new.origin)),
+        (
+            "bypassPolicyLockoutSafetyCheck",
+            J::Bool(new.bypass_lockout),
+        ),
+        ("multiRegion", J::Bool(new.multi_region)),
+    ]);
+    e.request = J::Obj(fields);
     e.response = obj! {
         "keyMetadata" => obj! {
             "aWSAccountId" => key.account,
@@ -210,13 +255,13 @@ pub(crate) fn create_key(
             "enabled" => true,
             "description" => description.to_string(),
             "keyUsage" => "ENCRYPT_DECRYPT",
-            "keyState" => "Enabled",
-            "origin" => "AWS_KMS",
+            "keyState" => if new.origin == "EXTERNAL" { "PendingImport" } else { "Enabled" },
+            "origin" => new.origin,
             "keyManager" => "CUSTOMER",
             "customerMasterKeySpec" => "SYMMETRIC_DEFAULT",
             "keySpec" => "SYMMETRIC_DEFAULT",
             "encryptionAlgorithms" => vec![J::S("SYMMETRIC_DEFAULT")],
-            "multiRegion" => false,
+            "multiRegion" => new.multi_region,
         },
     };
     e
@@ -272,17 +317,113 @@ pub(crate) fn put_key_policy(
     key: &Key,
     extra_principal: &str,
 ) -> Event {
-    let mut e = event(rng, &Call::on(time, Op::PutKeyPolicy, caller, key));
     let policy = format!(
         r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{acct}:root"}},"Action":"kms:*","Resource":"*"}},{{"Sid":"Allow use of the key","Effect":"Allow","Principal":{{"AWS":"{extra_principal}"}},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}}]}}"#,
         acct = key.account
     );
+    put_key_policy_doc(rng, time, caller, key, policy)
+}
+
+/// `PutKeyPolicy` with the policy document `policy`.
+pub(crate) fn put_key_policy_doc(
+    rng: &mut Rng,
+    time: i64,
+    caller: &Caller,
+    key: &Key,
+    policy: String,
+) -> Event {
+    let mut e = event(rng, &Call::on(time, Op::PutKeyPolicy, caller, key));
     e.request = obj! {
         "keyId" => key.arn.clone(),
         "policyName" => "default",
         "policy" => policy,
         "bypassPolicyLockoutSafetyCheck" => false,
     };
+    e
+}
+
+/// `ImportKeyMaterial` into a key of origin `EXTERNAL`.
+pub(crate) fn import_key_material(rng: &mut Rng, time: i64, caller: &Caller, key: &Key) -> Event {
+    let mut e = event(rng, &Call::on(time, Op::ImportKeyMaterial, caller, key));
+    e.request = obj! {
+        "keyId" => key.arn.clone(),
+        "expirationModel" => "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    };
+    e
+}
+
+/// `ReplicateKey` of the multi-Region key `key` into `replica_region`.
+pub(crate) fn replicate_key(
+    rng: &mut Rng,
+    time: i64,
+    caller: &Caller,
+    key: &Key,
+    replica_region: &'static str,
+) -> Event {
+    let mut e = event(rng, &Call::on(time, Op::ReplicateKey, caller, key));
+    let replica = format!(
+        "arn:aws:kms:{replica_region}:{}:key/{}",
+        key.account, key.id
+    );
+    e.request = obj! {
+        "keyId" => key.id.clone(),
+        "replicaRegion" => replica_region,
+        "bypassPolicyLockoutSafetyCheck" => false,
+    };
+    e.response = obj! {
+        "replicaKeyMetadata" => obj! {
+            "aWSAccountId" => key.account,
+            "keyId" => key.id.clone(),
+            "arn" => replica,
+            "keyState" => "Creating",
+            "multiRegion" => true,
+        },
+    };
+    e
+}
+
+/// `CreateCustomKeyStore` of a CloudHSM key store in the caller's account and `region`.
+pub(crate) fn create_custom_key_store(
+    rng: &mut Rng,
+    time: i64,
+    caller: &Caller,
+    account: &str,
+    region: &str,
+    name: &str,
+) -> Event {
+    let call = Call {
+        time,
+        op: Op::CreateCustomKeyStore,
+        caller,
+        key: None,
+        form: KeyForm::Resources,
+        failure: None,
+        region,
+        recipient: account,
+    };
+    let mut e = event(rng, &call);
+    e.request = obj! {
+        "customKeyStoreName" => name.to_string(),
+        "cloudHsmClusterId" => format!("cluster-{}", rng.alnum(11).to_lowercase()),
+        "trustAnchorCertificate" => "HIDDEN_DUE_TO_SECURITY_REASONS",
+        "keyStorePassword" => "HIDDEN_DUE_TO_SECURITY_REASONS",
+    };
+    e.response = obj! { "customKeyStoreId" => format!("cks-{}", rng.hex(17)) };
+    e
+}
+
+/// The `DeleteKey` AWS KMS logs itself when a key's waiting period ends: no caller, an
+/// `AwsServiceEvent`, the key in `resources` and in `responseElements.keyId`.
+pub(crate) fn delete_key(rng: &mut Rng, time: i64, someone: &Caller, key: &Key) -> Event {
+    let mut e = event(rng, &Call::on(time, Op::DeleteKey, someone, key));
+    e.identity = super::record::Identity::KmsItself {
+        account: key.account.to_string(),
+    };
+    e.source_ip = "AWS Internal".to_string();
+    e.user_agent = "AWS Internal".to_string();
+    e.tls_host = None;
+    e.request = J::Null;
+    e.response = obj! { "keyId" => key.arn.clone() };
     e
 }
 

@@ -33,6 +33,11 @@ pub(crate) enum Identity {
         account: String,
         principal_id: String,
     },
+    /// AWS KMS acting on its own (`DeleteKey` at the end of a waiting period): no `type`, only
+    /// `accountId` and `invokedBy: AWS Internal`; the record is an `AwsServiceEvent`.
+    KmsItself {
+        account: String,
+    },
 }
 
 impl Identity {
@@ -44,6 +49,7 @@ impl Identity {
             Identity::Root { account } => format!("arn:aws:iam::{account}:root"),
             Identity::AwsService { invoked_by } => invoked_by.clone(),
             Identity::AwsAccount { account, .. } => format!("aws-account:{account}"),
+            Identity::KmsItself { .. } => "AWS Internal".to_string(),
         }
     }
 
@@ -128,6 +134,10 @@ impl Identity {
                 w.str("type", "AWSAccount");
                 w.str("principalId", principal_id);
                 w.str("accountId", account);
+            }
+            Identity::KmsItself { account } => {
+                w.str("accountId", account);
+                w.str("invokedBy", "AWS Internal");
             }
         }
         w.end();
@@ -226,7 +236,11 @@ impl Event {
             }
             out.push(b']');
         }
-        w.str("eventType", "AwsApiCall");
+        let event_type = match self.identity {
+            Identity::KmsItself { .. } => "AwsServiceEvent",
+            _ => "AwsApiCall",
+        };
+        w.str("eventType", event_type);
         w.bool("managementEvent", self.management);
         w.str("recipientAccountId", &self.recipient);
         if let Some(shared) = &self.shared_event_id {

@@ -11,6 +11,7 @@ pub const BUILTIN_DIR: &str = "<built-in>";
 
 /// The files of `rules/` as they were when the binary was built.
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("failures.toml", include_str!("../../rules/failures.toml")),
     ("lifecycle.toml", include_str!("../../rules/lifecycle.toml")),
     (
         "new-principal.toml",

@@ -66,6 +66,9 @@ impl Rule {
             services,
             accounts,
             cross_account,
+            policy_public,
+            policy_lockout_bypass,
+            grantee_cross_account,
         } = &self.filter;
         let _ = write!(
             t,
@@ -76,6 +79,19 @@ impl Rule {
             include_exclude(services),
             include_exclude(accounts),
         );
+        // Written only when set, so the rules that existed before them keep their fingerprints.
+        for (name, value) in [
+            ("policy_public", policy_public),
+            ("policy_lockout_bypass", policy_lockout_bypass),
+            ("grantee_cross_account", grantee_cross_account),
+        ] {
+            if let Some(v) = value {
+                let _ = write!(t, ";{name}={v}");
+            }
+        }
+        if let Some(d) = self.distinct {
+            let _ = write!(t, ";distinct={}", d.as_str());
+        }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(t.as_bytes()))
     }
 }
@@ -107,6 +123,11 @@ mod tests {
         let base = rule("t", RuleKind::Threshold { min_count: 5 }, &["key"]);
         let fp = base.fingerprint(300);
         assert_eq!(fp.len(), 16);
+        // Fields added later leave the fingerprints of rules that do not use them unchanged.
+        assert_eq!(
+            fp, "bc6337b1b4131316",
+            "the fingerprint of an existing rule"
+        );
         assert_eq!(fp, base.clone().fingerprint(300), "stable");
 
         let mut cosmetic = base.clone();
@@ -136,6 +157,15 @@ mod tests {
         let mut r = base.clone();
         r.kind = RuleKind::Event;
         changed.push(("kind", r.fingerprint(300)));
+        let mut r = base.clone();
+        r.distinct = Some(crate::rules::Dim::Principal);
+        changed.push(("distinct", r.fingerprint(300)));
+        let mut r = base.clone();
+        r.filter.policy_public = Some(true);
+        changed.push(("policy_public", r.fingerprint(300)));
+        let mut r = base.clone();
+        r.filter.grantee_cross_account = Some(false);
+        changed.push(("grantee_cross_account", r.fingerprint(300)));
         for (what, f) in changed {
             assert_ne!(f, fp, "{what} must change the fingerprint");
         }

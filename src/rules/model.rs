@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use globset::GlobSet;
 use serde::Serialize;
 
-use crate::decode::{KmsCall, OpClass};
+use crate::decode::{KmsCall, OpClass, RequestFacts};
 
 /// How urgent an alert of a rule is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -176,6 +176,11 @@ pub struct Filter {
     pub accounts: IncludeExclude,
     /// `Some(true)`: only calls whose caller account differs from the key's account.
     pub cross_account: Option<bool>,
+    /// `Some(want)`: only calls whose request facts (`decode::RequestFacts`) say so; a call
+    /// without request facts has `false` for each.
+    pub policy_public: Option<bool>,
+    pub policy_lockout_bypass: Option<bool>,
+    pub grantee_cross_account: Option<bool>,
 }
 
 impl Default for Filter {
@@ -190,6 +195,9 @@ impl Default for Filter {
             services: IncludeExclude::default(),
             accounts: IncludeExclude::default(),
             cross_account: None,
+            policy_public: None,
+            policy_lockout_bypass: None,
+            grantee_cross_account: None,
         }
     }
 }
@@ -220,10 +228,26 @@ impl Filter {
             && self
                 .cross_account
                 .is_none_or(|want| call.cross_account == want)
+            && self.request_matches(call)
             && self.keys.matches(key)
             && self.principals.matches(Some(&call.principal))
             && self.services.matches(Some(&call.service))
             && self.accounts.matches(Some(&call.account))
+    }
+}
+
+impl Filter {
+    fn request_matches(&self, call: &KmsCall) -> bool {
+        let facts = call.request.as_deref();
+        let fact = |f: fn(&RequestFacts) -> bool| facts.is_some_and(f);
+        self.policy_public
+            .is_none_or(|want| fact(|r| r.policy_public) == want)
+            && self
+                .policy_lockout_bypass
+                .is_none_or(|want| fact(|r| r.policy_lockout_bypass) == want)
+            && self
+                .grantee_cross_account
+                .is_none_or(|want| fact(|r| r.grantee_cross_account) == want)
     }
 }
 
@@ -298,6 +322,9 @@ pub struct Rule {
     pub group_by: Vec<Dim>,
     /// The rule's own window length; `None`: the engine's `window_secs`.
     pub window_secs: Option<i64>,
+    /// `threshold` and `spike`: count distinct values of this dimension per group and window
+    /// instead of calls (exactly up to a cap, then estimated: `aggregate::Distinct`).
+    pub distinct: Option<Dim>,
     pub kind: RuleKind,
 }
 

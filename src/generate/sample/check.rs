@@ -27,6 +27,8 @@ struct Rec {
     caller_account: Option<String>,
     error: Option<String>,
     direct: bool,
+    /// `requestParameters`, for the rules that read them.
+    request: Value,
 }
 
 impl Rec {
@@ -120,6 +122,10 @@ fn load_logs(dir: &Path) -> Vec<LogFile> {
 
 fn principal(r: &Value) -> String {
     let ui = &r["userIdentity"];
+    if ui.get("type").is_none() {
+        // What AWS KMS logs on its own (DeleteKey): only accountId and invokedBy.
+        return str_at(ui, &["invokedBy"]).expect("invokedBy").to_string();
+    }
     match str_at(ui, &["type"]).unwrap_or("") {
         "AssumedRole" => str_at(ui, &["sessionContext", "sessionIssuer", "arn"])
             .expect("issuer")
@@ -179,18 +185,23 @@ fn key_account(key: &str) -> &str {
 
 /// What the sample raised, plus the background measurements.
 struct Findings {
-    alerts: BTreeSet<(String, String, Option<String>, i64)>,
+    alerts: BTreeSet<(String, String, i64)>,
     /// Incident windows excluded, the largest per-window counts the background reached.
     max_key_decrypts: u64,
     max_pair_decrypts: u64,
     max_key_calls: u64,
     max_pair_failed: u64,
     max_hour_decrypts: u64,
+    /// Distinct keys one principal failed on in a window, and failures per account and hour.
+    max_failed_keys: usize,
+    max_account_hour_failures: u64,
     /// Longest gap between successful crypto uses of any key but `legacy-reports`.
     max_use_gap: i64,
     kms_records: usize,
     other_records: usize,
     late_files: Vec<PathBuf>,
+    /// For each deleted key: from its deletion to the end of the sample.
+    deleted_idle: Vec<i64>,
 }
 
 fn analyse(dir: &Path) -> Findings {
@@ -228,7 +239,10 @@ fn analyse(dir: &Path) -> Findings {
             for field in ["eventID", "eventTime", "eventName", "awsRegion"] {
                 assert!(r[field].is_string(), "record without {field}");
             }
-            assert!(r["userIdentity"]["type"].is_string());
+            assert!(
+                r["userIdentity"]["type"].is_string() || r["eventName"] == "DeleteKey",
+                "record without userIdentity.type"
+            );
             if r["eventSource"] != "kms.amazonaws.com" {
                 other_records += 1;
                 continue;
@@ -251,6 +265,7 @@ fn analyse(dir: &Path) -> Findings {
                 principal: principal(r),
                 caller_account: str_at(&r["userIdentity"], &["accountId"]).map(str::to_string),
                 error: r["errorCode"].as_str().map(str::to_string),
+                request: r["requestParameters"].clone(),
                 direct: ip.parse::<IpAddr>().is_ok()
                     && r["userIdentity"].get("invokedBy").is_none(),
             });
@@ -263,7 +278,7 @@ fn analyse(dir: &Path) -> Findings {
         .collect();
     let incident_hours = [at(31, 12, 0, 0), at(33, 9, 0, 0)];
 
-    let mut alerts = BTreeSet::new();
+    let mut alerts: BTreeSet<(String, String, i64)> = BTreeSet::new();
     let w5 = |t: i64| t - t.rem_euclid(WINDOW);
     let mut key_calls: BTreeMap<(String, i64), u64> = BTreeMap::new();
     let mut key_dec: BTreeMap<(String, i64), u64> = BTreeMap::new();
@@ -271,12 +286,37 @@ fn analyse(dir: &Path) -> Findings {
     let mut pair_fail: BTreeMap<(String, String, i64), u64> = BTreeMap::new();
     let mut hour_num: BTreeMap<(String, i64), u64> = BTreeMap::new();
     let mut hour_den: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    let mut failed_keys: BTreeMap<(String, i64), BTreeSet<String>> = BTreeMap::new();
+    let mut account_fail: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    let mut first_fail: BTreeMap<String, i64> = BTreeMap::new();
     let mut first_seen: BTreeMap<String, i64> = BTreeMap::new();
+    let mut deleted: BTreeMap<String, i64> = BTreeMap::new();
     let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
     let mut uses: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for r in &recs {
-        let Some(key) = r.key.clone() else { continue };
         let w = w5(r.time);
+        let hour = r.time - r.time.rem_euclid(HOUR);
+        if r.ok() && r.op.ends_with("CustomKeyStore") {
+            let account = r.caller_account.clone().expect("caller account");
+            alerts.insert((
+                "custom-key-store-changed".into(),
+                format!(
+                    "account={account}, principal={}, operation={}",
+                    r.principal, r.op
+                ),
+                w,
+            ));
+        }
+        let Some(key) = r.key.clone() else { continue };
+        if !r.ok() {
+            let account = key_account(&key).to_string();
+            *account_fail.entry((account.clone(), hour)).or_default() += 1;
+            first_fail.entry(account).or_insert(r.time);
+            failed_keys
+                .entry((r.principal.clone(), w))
+                .or_default()
+                .insert(key.clone());
+        }
         let first = *first_seen.entry(key.clone()).or_insert(r.time);
         *key_calls.entry((key.clone(), w)).or_default() += 1;
         if r.op == "Decrypt" {
@@ -291,7 +331,6 @@ fn analyse(dir: &Path) -> Findings {
             }
         }
         if r.ok() {
-            let hour = r.time - r.time.rem_euclid(HOUR);
             if r.op == "Decrypt" {
                 *hour_num.entry((key.clone(), hour)).or_default() += 1;
             }
@@ -302,22 +341,49 @@ fn analyse(dir: &Path) -> Findings {
                 *hour_den.entry((key.clone(), hour)).or_default() += 1;
             }
         }
-        let mut event = |rule: &str, with_principal: bool| {
+        if r.ok() && matches!(r.op.as_str(), "ReplicateKey" | "UpdatePrimaryRegion") {
             alerts.insert((
-                rule.to_string(),
-                key.clone(),
-                with_principal.then(|| r.principal.clone()),
+                "key-replicated".into(),
+                format!("key={key}, principal={}, operation={}", r.principal, r.op),
                 w,
             ));
+        }
+        let mut event = |rule: &str, with_principal: bool| {
+            let group = if with_principal {
+                format!("key={key}, principal={}", r.principal)
+            } else {
+                format!("key={key}")
+            };
+            alerts.insert((rule.to_string(), group, w));
         };
         if r.ok() {
             match r.op.as_str() {
                 "ScheduleKeyDeletion" => event("key-deletion-scheduled", true),
+                "CancelKeyDeletion" => event("key-deletion-cancelled", true),
                 "DisableKey" => event("key-disabled", true),
                 "DisableKeyRotation" => event("key-rotation-disabled", true),
+                "ImportKeyMaterial" => event("key-material-imported", true),
+                "DeleteImportedKeyMaterial" => event("key-material-deleted", true),
                 "PutKeyPolicy" => event("key-policy-changed", true),
                 "CreateGrant" if r.direct => event("grant-created", true),
+                "DeleteKey" => {
+                    deleted.insert(key.clone(), r.time);
+                }
                 _ => {}
+            }
+            if matches!(r.op.as_str(), "CreateKey" | "PutKeyPolicy") {
+                if r.request["policy"].as_str().is_some_and(open_to_everyone) {
+                    event("key-policy-public", true);
+                }
+                if r.request["bypassPolicyLockoutSafetyCheck"] == Value::Bool(true) {
+                    event("key-policy-lockout-bypass", true);
+                }
+            }
+            if r.op == "CreateGrant" {
+                let grantee = r.request["granteePrincipal"].as_str().unwrap_or("");
+                if grantee.starts_with("arn:") && key_account(grantee) != key_account(&key) {
+                    event("grant-to-external-account", true);
+                }
             }
         }
         if r.error.as_deref() == Some("KMSInvalidStateException") {
@@ -353,58 +419,86 @@ fn analyse(dir: &Path) -> Findings {
         max_key_calls: 0,
         max_pair_failed: 0,
         max_hour_decrypts: 0,
+        max_failed_keys: 0,
+        max_account_hour_failures: 0,
         max_use_gap: 0,
         kms_records,
         other_records,
         late_files,
+        deleted_idle: Vec::new(),
+    };
+    let keyed = |rule: &str, key: &str, w: i64| (rule.to_string(), format!("key={key}"), w);
+    let paired = |rule: &str, key: &str, p: &str, w: i64| {
+        (rule.to_string(), format!("key={key}, principal={p}"), w)
     };
     for ((key, w), n) in &key_calls {
         if n >= &1001 {
-            f.alerts
-                .insert(("key-request-volume".into(), key.clone(), None, *w));
+            f.alerts.insert(keyed("key-request-volume", key, *w));
         } else if !incident_windows.contains(w) {
             f.max_key_calls = f.max_key_calls.max(*n);
         }
     }
     for ((key, w), n) in &key_dec {
         if n >= &100 {
-            f.alerts
-                .insert(("decrypt-spike-key".into(), key.clone(), None, *w));
+            f.alerts.insert(keyed("decrypt-spike-key", key, *w));
         } else if !incident_windows.contains(w) {
             f.max_key_decrypts = f.max_key_decrypts.max(*n);
         }
     }
     for ((key, p, w), n) in &pair_dec {
         if n >= &50 {
-            f.alerts.insert((
-                "decrypt-spike-key-principal".into(),
-                key.clone(),
-                Some(p.clone()),
-                *w,
-            ));
+            f.alerts
+                .insert(paired("decrypt-spike-key-principal", key, p, *w));
         } else if !incident_windows.contains(w) {
             f.max_pair_decrypts = f.max_pair_decrypts.max(*n);
         }
     }
     for ((key, p, w), n) in &pair_fail {
         if n >= &5 {
-            f.alerts
-                .insert(("failed-decrypts".into(), key.clone(), Some(p.clone()), *w));
+            f.alerts.insert(paired("failed-decrypts", key, p, *w));
         } else {
             f.max_pair_failed = f.max_pair_failed.max(*n);
+        }
+    }
+    for ((p, w), keys) in &failed_keys {
+        if keys.len() >= 10 {
+            f.alerts
+                .insert(("failed-calls-spray".into(), format!("principal={p}"), *w));
+        } else {
+            f.max_failed_keys = f.max_failed_keys.max(keys.len());
+        }
+    }
+    for ((account, hour), n) in &account_fail {
+        if *n >= 200 {
+            // The spike needs 12 hourly windows of the account's history before it.
+            assert!(
+                first_fail[account] + 12 * HOUR <= *hour,
+                "{account}: no baseline"
+            );
+            f.alerts.insert((
+                "account-failure-spike".into(),
+                format!("account={account}"),
+                *hour,
+            ));
+        } else {
+            f.max_account_hour_failures = f.max_account_hour_failures.max(*n);
         }
     }
     for ((key, hour), n) in &hour_num {
         let d = hour_den.get(&(key.clone(), *hour)).copied().unwrap_or(0);
         if *n >= 500 && *n as f64 / d.max(1) as f64 > 10.0 {
-            f.alerts
-                .insert(("decrypt-encrypt-ratio".into(), key.clone(), None, *hour));
+            f.alerts.insert(keyed("decrypt-encrypt-ratio", key, *hour));
         }
         if !incident_hours.contains(hour) {
             f.max_hour_decrypts = f.max_hour_decrypts.max(*n);
         }
     }
     for (key, first) in &first_seen {
+        if let Some(&at) = deleted.get(key) {
+            // Deleted keys are never judged; record how long it stayed idle to the end.
+            f.deleted_idle.push(END - at);
+            continue;
+        }
         let mut times = uses.get(key).cloned().unwrap_or_default();
         times.sort_unstable();
         let mut prev = *first;
@@ -415,8 +509,7 @@ fn analyse(dir: &Path) -> Findings {
         }
         for (from, gap) in gaps {
             if gap >= 30 * DAY {
-                f.alerts
-                    .insert(("unused-key".into(), key.clone(), None, from + 30 * DAY));
+                f.alerts.insert(keyed("unused-key", key, from + 30 * DAY));
             } else {
                 f.max_use_gap = f.max_use_gap.max(gap);
             }
@@ -425,17 +518,21 @@ fn analyse(dir: &Path) -> Findings {
     f
 }
 
-fn expected(incidents: &[Incident]) -> BTreeSet<(String, String, Option<String>, i64)> {
+/// An independent, simpler reading of a public key policy: an `Allow` statement for `*` (or
+/// `{"AWS": "*"}`) with no `Condition` at all.
+fn open_to_everyone(policy: &str) -> bool {
+    let doc: Value = serde_json::from_str(policy).expect("policy is JSON");
+    doc["Statement"].as_array().into_iter().flatten().any(|s| {
+        s["Effect"] == "Allow"
+            && (s["Principal"] == "*" || s["Principal"]["AWS"] == "*")
+            && s.get("Condition").is_none()
+    })
+}
+
+fn expected(incidents: &[Incident]) -> BTreeSet<(String, String, i64)> {
     incidents
         .iter()
-        .map(|i| {
-            (
-                i.rule.to_string(),
-                i.key.clone(),
-                i.principal.clone(),
-                i.window_start,
-            )
-        })
+        .map(|i| (i.rule.to_string(), i.group(), i.window_start))
         .collect()
 }
 
@@ -460,6 +557,15 @@ fn check_seed(seed: u64) {
     assert!(f.max_key_calls < 300, "{}", f.max_key_calls);
     assert!(f.max_pair_failed <= 2, "{}", f.max_pair_failed);
     assert!(f.max_hour_decrypts < 400, "{}", f.max_hour_decrypts);
+    assert!(f.max_failed_keys <= 4, "{}", f.max_failed_keys);
+    assert!(
+        f.max_account_hour_failures < 20,
+        "{}",
+        f.max_account_hour_failures
+    );
+    // The deleted key would be due for unused-key by the end, had its deletion been missed.
+    assert_eq!(f.deleted_idle.len(), 1, "{:?}", f.deleted_idle);
+    assert!(f.deleted_idle[0] > 30 * DAY, "{:?}", f.deleted_idle);
     assert!(f.max_use_gap <= 7 * DAY, "{}", f.max_use_gap);
     assert_eq!(f.late_files.len(), 1, "{:?}", f.late_files);
     assert_eq!(report.kms_records as usize, f.kms_records);

@@ -1,7 +1,7 @@
 //! The sample's scripted events: alias and key creation, `legacy-reports`' short life, and the
 //! incidents each shipped rule must catch, at fixed times; plus the list of alerts they must raise.
 
-use super::catalog::{ar_of, at, Catalog, KeyDef, ARS, PARTNER, PROD, START};
+use super::catalog::{ar_of, at, Catalog, KeyDef, ARS, DATA, EU, PARTNER, PROD, START};
 use super::plan::{find, Slot, SlotKind, LATE};
 use crate::generate::actors::{Caller, Op};
 use crate::generate::kms::{self, Call, Failure};
@@ -35,10 +35,8 @@ const CONTRACTOR: [i64; 3] = [at(32, 15, 0, 12), at(32, 15, 1, 40), at(32, 15, 3
 pub struct Incident {
     /// Rule id (`rules/*.toml`).
     pub rule: &'static str,
-    /// Key ARN.
-    pub key: String,
-    /// Principal, for rules that group by it (role ARN, user ARN, ...).
-    pub principal: Option<String>,
+    /// The alert's group: `(dimension, value)` in the rule's `group_by` order.
+    pub group: Vec<(&'static str, String)>,
     /// Start of the rule's window containing the incident (unix seconds); for `unused-key`, the
     /// moment the key becomes due (30 days after its last use).
     pub window_start: i64,
@@ -47,12 +45,39 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// `key=<arn>, principal=<arn>` (only the rule's group dimensions).
+    /// `key=<arn>, principal=<arn>`: the rule's group dimensions as alerts name them.
     pub fn group(&self) -> String {
-        match &self.principal {
-            Some(p) => format!("key={}, principal={p}", self.key),
-            None => format!("key={}", self.key),
-        }
+        let parts: Vec<String> = self.group.iter().map(|(d, v)| format!("{d}={v}")).collect();
+        parts.join(", ")
+    }
+}
+
+/// Keys that appear only in the incidents below, never in the background traffic.
+pub(crate) mod extra_keys {
+    use crate::generate::actors::Key;
+    use crate::generate::sample::catalog::{PROD, US};
+
+    /// Origin `EXTERNAL`: created, given imported material, then the material deleted.
+    pub fn byok() -> Key {
+        Key::new("byok-archive", PROD, US, None)
+    }
+
+    /// A multi-Region key (`mrk-` id), replicated to eu-west-1.
+    pub fn global() -> Key {
+        let mut k = Key::new("global-config", PROD, US, None);
+        k.id = format!("mrk-{}", k.id.replace('-', ""));
+        k.arn = format!("arn:aws:kms:{US}:{PROD}:key/{}", k.id);
+        k
+    }
+
+    /// Created with the policy lockout safety check bypassed.
+    pub fn break_glass() -> Key {
+        Key::new("break-glass", PROD, US, None)
+    }
+
+    /// Deletion scheduled before the sample began; AWS KMS deletes it on day 3.
+    pub fn retired() -> Key {
+        Key::new("retired-2025", PROD, US, None)
     }
 }
 
@@ -62,18 +87,26 @@ pub fn sample_incidents() -> Vec<Incident> {
     let key = |n: &str| cat.keys[cat.key(n)].key.arn.clone();
     let who = |n: &str| Some(cat.callers[cat.caller(n)].principal());
     let w5 = |t: i64| t - t.rem_euclid(300);
-    let inc = |rule, key, principal, window_start| Incident {
+    let inc = |rule, key: String, principal: Option<String>, window_start| {
+        let mut group = vec![("key", key)];
+        group.extend(principal.map(|p| ("principal", p)));
+        Incident {
+            rule,
+            group,
+            window_start,
+            approximate: false,
+        }
+    };
+    let other = |rule, group: Vec<(&'static str, String)>, window_start| Incident {
         rule,
-        key,
-        principal,
+        group,
         window_start,
         approximate: false,
     };
     let mut v = vec![
         Incident {
             rule: "unused-key",
-            key: key("legacy-reports"),
-            principal: None,
+            group: vec![("key", key("legacy-reports"))],
             window_start: LEGACY_LAST_USE + 30 * 86_400,
             approximate: true,
         },
@@ -161,6 +194,82 @@ pub fn sample_incidents() -> Vec<Incident> {
             who("orders-api"),
             w5(DOOMED_DECRYPT),
         ),
+        inc(
+            "key-deletion-cancelled",
+            key("doomed"),
+            who("kms-admin"),
+            w5(DELETION_CANCELLED),
+        ),
+        inc(
+            "key-material-imported",
+            extra_keys::byok().arn,
+            who("kms-admin"),
+            w5(MATERIAL_IMPORTED),
+        ),
+        inc(
+            "key-material-deleted",
+            extra_keys::byok().arn,
+            who("kms-admin"),
+            w5(MATERIAL_DELETED),
+        ),
+        other(
+            "key-replicated",
+            vec![
+                ("key", extra_keys::global().arn),
+                ("principal", who("kms-admin").unwrap()),
+                ("operation", "ReplicateKey".into()),
+            ],
+            w5(REPLICATED),
+        ),
+        other(
+            "custom-key-store-changed",
+            vec![
+                ("account", PROD.into()),
+                ("principal", who("kms-admin").unwrap()),
+                ("operation", "CreateCustomKeyStore".into()),
+            ],
+            w5(KEY_STORE_CREATED),
+        ),
+        inc(
+            "key-policy-public",
+            key("shared-exports"),
+            who("ops-alice"),
+            w5(POLICY_PUBLIC),
+        ),
+        inc(
+            "key-policy-changed",
+            key("shared-exports"),
+            who("ops-alice"),
+            w5(POLICY_PUBLIC),
+        ),
+        inc(
+            "key-policy-lockout-bypass",
+            extra_keys::break_glass().arn,
+            who("terraform-deployer"),
+            w5(BREAK_GLASS_CREATED),
+        ),
+        inc(
+            "grant-to-external-account",
+            key("app-data"),
+            who("ops-alice"),
+            w5(EXTERNAL_GRANT),
+        ),
+        inc(
+            "grant-created",
+            key("app-data"),
+            who("ops-alice"),
+            w5(EXTERNAL_GRANT),
+        ),
+        other(
+            "failed-calls-spray",
+            vec![("principal", who("contractor-tool").unwrap())],
+            w5(SPRAY),
+        ),
+        other(
+            "account-failure-spike",
+            vec![("account", DATA.into())],
+            at(34, 12, 0, 0),
+        ),
     ];
     v.sort_by_key(|i| i.window_start);
     v
@@ -170,6 +279,22 @@ const ROTATION_DISABLED: i64 = at(33, 10, 42, 13);
 const POLICY_CHANGED: i64 = at(33, 10, 43, 55);
 const GRANT_CREATED: i64 = at(33, 10, 52, 30);
 const DOOMED_DECRYPT: i64 = at(33, 11, 10, 26);
+const DELETION_CANCELLED: i64 = at(33, 11, 15, 20);
+const BYOK_CREATED: i64 = at(33, 11, 20, 5);
+const MATERIAL_IMPORTED: i64 = at(33, 11, 21, 40);
+const GLOBAL_CREATED: i64 = at(33, 11, 24, 0);
+const REPLICATED: i64 = at(33, 11, 25, 30);
+const POLICY_PUBLIC: i64 = at(33, 11, 32, 45);
+const BREAK_GLASS_CREATED: i64 = at(33, 11, 38, 15);
+const KEY_STORE_CREATED: i64 = at(33, 11, 41, 0);
+const MATERIAL_DELETED: i64 = at(33, 11, 47, 10);
+const EXTERNAL_GRANT: i64 = at(33, 11, 52, 30);
+/// `retired-2025` is deleted by AWS KMS (its deletion was scheduled in 2025).
+pub(crate) const RETIRED_DELETED: i64 = at(3, 6, 4, 30);
+/// contractor-tool's Decrypts fail on 12 keys, one every 8 seconds from here (day 34 06:03:10).
+const SPRAY: i64 = at(34, 6, 3, 10);
+/// An account outside the organization, given a grant.
+const VENDOR: &str = "444455556666";
 
 /// Scripted events being placed into the plan's slots.
 struct Script<'a> {
@@ -393,6 +518,157 @@ impl<'a> Script<'a> {
         }
     }
 
+    /// Incident 9, day 33 11:15-11:55: what the public rule sets watch for. kms-admin cancels
+    /// doomed's deletion, creates an EXTERNAL key, imports its material and (later) deletes the
+    /// material, creates a multi-Region key and replicates it, creates a CloudHSM key store;
+    /// ops-alice opens shared-exports' policy to everyone and grants a vendor account use of
+    /// app-data; terraform-deployer creates a key bypassing the policy lockout check.
+    fn breadth(&mut self) {
+        let admin = self.caller("kms-admin");
+        let alice = self.caller("ops-alice");
+        let terraform = self.caller("terraform-deployer");
+        self.call(
+            DELETION_CANCELLED,
+            Op::CancelKeyDeletion,
+            "kms-admin",
+            "doomed",
+            None,
+        );
+        let byok = extra_keys::byok();
+        let new = kms::NewKey {
+            origin: "EXTERNAL",
+            ..kms::NewKey::plain("Archive key with imported material")
+        };
+        let e = kms::create_key_with(&mut self.rng, BYOK_CREATED, admin, &byok, &new);
+        self.put(0, e);
+        let e = kms::import_key_material(&mut self.rng, MATERIAL_IMPORTED, admin, &byok);
+        self.put(0, e);
+        let call = Call::on(
+            MATERIAL_DELETED,
+            Op::DeleteImportedKeyMaterial,
+            admin,
+            &byok,
+        );
+        let e = kms::event(&mut self.rng, &call);
+        self.put(0, e);
+        let global = extra_keys::global();
+        let new = kms::NewKey {
+            multi_region: true,
+            ..kms::NewKey::plain("Global configuration")
+        };
+        let e = kms::create_key_with(&mut self.rng, GLOBAL_CREATED, admin, &global, &new);
+        self.put(0, e);
+        let e = kms::replicate_key(&mut self.rng, REPLICATED, admin, &global, EU);
+        self.put(0, e);
+        let e = kms::create_custom_key_store(
+            &mut self.rng,
+            KEY_STORE_CREATED,
+            admin,
+            PROD,
+            ARS[0].region,
+            "hsm-payments",
+        );
+        self.put(0, e);
+        let shared = self.key("shared-exports");
+        let public = format!(
+            r#"{{"Version":"2012-10-17","Id":"key-consolidated","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{PROD}:root"}},"Action":"kms:*","Resource":"*"}},{{"Sid":"Allow partners to read exports","Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Decrypt","kms:DescribeKey"],"Resource":"*"}}]}}"#
+        );
+        let e = kms::put_key_policy_doc(&mut self.rng, POLICY_PUBLIC, alice, &shared.key, public);
+        self.put(shared.ar, e);
+        let root_only = format!(
+            r#"{{"Version":"2012-10-17","Id":"break-glass","Statement":[{{"Sid":"Break glass only","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{PROD}:role/terraform-deployer"}},"Action":"kms:*","Resource":"*"}}]}}"#
+        );
+        let new = kms::NewKey {
+            bypass_lockout: true,
+            policy: Some(root_only),
+            ..kms::NewKey::plain("Break-glass key")
+        };
+        let glass = extra_keys::break_glass();
+        let e = kms::create_key_with(&mut self.rng, BREAK_GLASS_CREATED, terraform, &glass, &new);
+        self.put(0, e);
+        let app = self.key("app-data");
+        let grant = Call::on(EXTERNAL_GRANT, Op::CreateGrant, alice, &app.key);
+        let grantee = format!("arn:aws:iam::{VENDOR}:role/vendor-sync");
+        let e = kms::create_grant(
+            &mut self.rng,
+            &grant,
+            grantee,
+            &["Decrypt", "GenerateDataKey"],
+            None,
+        );
+        self.put(app.ar, e);
+    }
+
+    /// Incident 10: `retired-2025`, whose deletion was scheduled in December 2025, is deleted by
+    /// AWS KMS on day 3. It is never reported unused afterwards.
+    fn deleted(&mut self) {
+        let key = extra_keys::retired();
+        let admin = self.caller("kms-admin");
+        let e = kms::delete_key(&mut self.rng, RETIRED_DELETED, admin, &key);
+        self.put(0, e);
+    }
+
+    /// Incident 11, day 34 06:03: contractor-tool's Decrypts fail on 12 keys in 90 seconds, once
+    /// each: a stolen credential trying which keys it can use.
+    fn spray(&mut self) {
+        let keys: Vec<&'static str> = self
+            .cat
+            .keys
+            .iter()
+            .filter(|k| k.ar == 0 && k.key.name != "doomed")
+            .map(|k| k.key.name)
+            .take(12)
+            .collect();
+        assert_eq!(
+            keys.len(),
+            12,
+            "the spray needs 12 keys in 111111111111 us-east-1"
+        );
+        for (i, name) in keys.into_iter().enumerate() {
+            let failure = Some(Failure::AccessDenied);
+            self.call(
+                SPRAY + 8 * i as i64,
+                Op::Decrypt,
+                "contractor-tool",
+                name,
+                failure,
+            );
+        }
+    }
+
+    /// Incident 12, day 34 12:07-12:12: a bad deploy denies GenerateDataKey to every workload of
+    /// 222222222222 us-east-1: 392 failures, 14 per principal and key, none standing out alone.
+    fn account_failures(&mut self) {
+        let callers = [
+            "lake-reader",
+            "athena-query",
+            "glue-etl",
+            "warehouse-app",
+            "stream-processor",
+            "ingest-fn",
+            "backup-agent",
+        ];
+        let keys = ["data-lake", "warehouse", "orders-table", "lambda-env"];
+        let start = at(34, 12, 7, 5);
+        let total = (callers.len() * keys.len() * 14) as i64;
+        let mut i = 0;
+        for _ in 0..14 {
+            for caller in callers {
+                for key in keys {
+                    let t = start + i * 290 / total;
+                    self.call(
+                        t,
+                        Op::GenerateDataKey,
+                        caller,
+                        key,
+                        Some(Failure::AccessDenied),
+                    );
+                    i += 1;
+                }
+            }
+        }
+    }
+
     /// The late file: three DescribeKey calls besides its non-KMS background.
     fn late(&mut self) {
         let terraform = self.caller("terraform-deployer");
@@ -435,5 +711,9 @@ pub(crate) fn inject(cat: &Catalog, slots: &mut [Slot], seed: u64) {
     script.lifecycle();
     script.cross_account();
     script.new_principal();
+    script.breadth();
+    script.deleted();
+    script.spray();
+    script.account_failures();
     script.late();
 }

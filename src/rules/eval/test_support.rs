@@ -31,6 +31,7 @@ pub fn rule(id: &str, kind: RuleKind, group_by: &[&str]) -> Rule {
         filter: Filter::default(),
         group_by: group_by.iter().map(|d| Dim::parse(d).unwrap()).collect(),
         window_secs: None,
+        distinct: None,
         kind,
     }
 }
@@ -53,6 +54,7 @@ pub fn op(operation: &str, key: &str, principal: &str) -> KmsCall {
         error_code: None,
         cross_account: false,
         effect: None,
+        request: None,
     }
 }
 

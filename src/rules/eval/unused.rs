@@ -7,7 +7,7 @@ use crate::Map;
 use super::{make_alert, AlertParts};
 use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
-use crate::decode::KmsCall;
+use crate::decode::{KeyEffect, KmsCall};
 use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::format_rfc3339;
 
@@ -109,6 +109,13 @@ impl UnusedState {
                     .saturating_add(unused_for),
             );
         }
+        if matches!(
+            call.effect,
+            Some(KeyEffect::DeletionScheduled | KeyEffect::Deleted)
+        ) {
+            self.retire(rule, call, key, out);
+            return;
+        }
         if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) {
             return;
         }
@@ -121,28 +128,37 @@ impl UnusedState {
             }
         }
         if let Some(since) = self.fired.remove(key) {
-            let ids = vec![call.event_id.clone()];
-            out.push(make_alert(
-                rule,
-                AlertParts {
-                    state: AlertState::Resolved,
-                    group_key: key,
-                    window: (since, call.time),
-                    value: (call.time - since) as f64,
-                    threshold: unused_for as f64,
-                    baseline: None,
-                    summary: format!(
-                        "resolved: key {key} was used again at {} by {} ({}) after {} days",
-                        format_rfc3339(call.time),
-                        call.principal,
-                        call.operation,
-                        idle_days(call.time - since)
-                    ),
-                    count: 1,
-                    ids: &ids,
-                },
-            ));
+            let summary = format!(
+                "resolved: key {key} was used again at {} by {} ({}) after {} days",
+                format_rfc3339(call.time),
+                call.principal,
+                call.operation,
+                idle_days(call.time - since)
+            );
+            out.push(resolved(rule, key, since, call, summary));
         }
+    }
+
+    /// The key's deletion was scheduled, or AWS KMS deleted it: what the alert asks for was done,
+    /// so a firing alert resolves, and the key's use is no longer tracked.
+    fn retire(&mut self, rule: &Rule, call: &KmsCall, key: &str, out: &mut Vec<Alert>) {
+        if matches!(call.effect, Some(KeyEffect::Deleted)) {
+            self.last_use.remove(key);
+        }
+        let Some(since) = self.fired.remove(key) else {
+            return;
+        };
+        let what = match call.effect {
+            Some(KeyEffect::Deleted) => "was deleted",
+            _ => "was scheduled for deletion",
+        };
+        let summary = format!(
+            "resolved: key {key} {what} at {} ({} by {})",
+            format_rfc3339(call.time),
+            call.operation,
+            call.principal,
+        );
+        out.push(resolved(rule, key, since, call, summary));
     }
 
     pub(super) fn close_next(
@@ -170,7 +186,7 @@ impl UnusedState {
         let mut due: Vec<(&str, i64)> = Vec::new();
         let mut next_due = i64::MAX;
         for (key, info) in catalog.iter() {
-            if info.pending_deletion || self.fired.contains_key(key) || !Self::eligible(rule, key) {
+            if !info.live() || self.fired.contains_key(key) || !Self::eligible(rule, key) {
                 continue;
             }
             let since = self
@@ -217,6 +233,25 @@ impl UnusedState {
         }
         true
     }
+}
+
+/// The resolution of the alert firing since `since` for `key`, ended by `call`.
+fn resolved(rule: &Rule, key: &str, since: i64, call: &KmsCall, summary: String) -> Alert {
+    let ids = vec![call.event_id.clone()];
+    make_alert(
+        rule,
+        AlertParts {
+            state: AlertState::Resolved,
+            group_key: key,
+            window: (since, call.time),
+            value: (call.time - since) as f64,
+            threshold: UnusedState::unused_for(rule) as f64,
+            baseline: None,
+            summary,
+            count: 1,
+            ids: &ids,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -281,6 +316,40 @@ mod tests {
             brief(&got).iter().map(|x| x.2).collect::<Vec<_>>(),
             vec!["arn:key/a"],
             "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_deleted_key_is_never_judged_again_and_its_alert_resolves() {
+        let mut h = Harness::new(vec![unused(1)]);
+        h.call(0, decrypt("arn:key/a", "p"));
+        h.call(0, decrypt("arn:key/b", "p"));
+        h.call(2 * DAY, decrypt("arn:key/a", "p"));
+        // key/b fired at day 1; AWS KMS deletes it at day 3.
+        let mut c = op("DeleteKey", "arn:key/b", "AWS Internal");
+        c.effect = Some(KeyEffect::Deleted);
+        h.call(3 * DAY, c);
+        // Calls failing on the deleted key afterwards do not bring it back.
+        let mut failed = decrypt("arn:key/b", "p");
+        failed.error_code = Some("NotFoundException".into());
+        h.call(3 * DAY + 5, failed);
+        h.call(3 * DAY + 10, decrypt("arn:key/a", "p"));
+        h.call(9 * DAY, decrypt("arn:key/a", "p"));
+        let got = h.end();
+        let b: Vec<_> = brief(&got)
+            .into_iter()
+            .filter(|x| x.2 == "arn:key/b")
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(b, vec![Firing, Resolved], "{got:#?}");
+        let resolved = got
+            .iter()
+            .find(|a| a.state == Resolved && a.summary.contains("key/b"))
+            .unwrap();
+        assert!(
+            resolved.summary.contains("was deleted at"),
+            "{}",
+            resolved.summary
         );
     }
 

@@ -10,7 +10,7 @@ use super::{
     calls_phrase, duration_phrase, group_key, keep_id, make_alert, AlertParts, EvalCounters,
     EvalLimits,
 };
-use crate::aggregate::{Rejected, Windows};
+use crate::aggregate::{Distinct, Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
@@ -25,6 +25,20 @@ pub(super) struct Cell {
     /// `ratio` only: denominator calls.
     other: u64,
     ids: Vec<Box<str>>,
+    /// Rules with `distinct`: the distinct values of that dimension among the matching calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distinct: Option<Distinct>,
+}
+
+impl Cell {
+    /// What the rule judges: distinct values for rules with `distinct`, else matching calls.
+    fn measure(&self, rule: &Rule) -> u64 {
+        match (&rule.distinct, &self.distinct) {
+            (None, _) => self.count,
+            (Some(_), Some(d)) => d.count(),
+            (Some(_), None) => 0,
+        }
+    }
 }
 
 /// A group's counts in its trailing closed windows, oldest first.
@@ -162,6 +176,9 @@ impl WindowedState {
         if numerator {
             cell.count += 1;
             keep_id(&mut cell.ids, &call.event_id);
+            if let Some(value) = rule.distinct.and_then(|d| d.value(call, key)) {
+                cell.distinct.get_or_insert_default().insert(value);
+            }
         } else {
             cell.other += 1;
         }
@@ -259,10 +276,11 @@ impl WindowedState {
     }
 
     fn judge(&mut self, rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64) -> Verdict {
-        let count = cell.count as f64;
+        let measure = cell.measure(rule);
+        let count = measure as f64;
         match &rule.kind {
             RuleKind::Threshold { min_count } => Verdict {
-                holds: cell.count >= *min_count,
+                holds: measure >= *min_count,
                 value: count,
                 threshold: *min_count as f64,
                 baseline: None,
@@ -298,15 +316,15 @@ impl WindowedState {
                     self.history.insert(group.into(), fresh);
                 }
                 let Some(history) = self.history.get_mut(group) else {
-                    return Verdict::silent(cell.count);
+                    return Verdict::silent(measure);
                 };
-                let b = history.observe(start, cell.count, len, *baseline_windows);
+                let b = history.observe(start, measure, len, *baseline_windows);
                 let spread = b.stddev.max(*stddev_floor);
                 let level = (*min_count as f64)
                     .max(min_ratio * b.mean)
                     .max(b.mean + z * spread);
                 let holds = b.windows >= *min_baseline_windows
-                    && cell.count >= *min_count
+                    && measure >= *min_count
                     && count >= min_ratio * b.mean
                     && count > b.mean + z * spread;
                 Verdict {
@@ -316,7 +334,7 @@ impl WindowedState {
                     baseline: Some(b),
                 }
             }
-            _ => Verdict::silent(cell.count),
+            _ => Verdict::silent(measure),
         }
     }
 }
@@ -328,7 +346,28 @@ fn summary(rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64, v: &Verd
         duration_phrase(len),
         format_rfc3339(start)
     );
-    let what = format!("{} calls", calls_phrase(rule));
+    let (n, what) = match (rule.distinct, &cell.distinct) {
+        (Some(d), distinct) => {
+            let about = if distinct.as_ref().is_some_and(Distinct::estimated) {
+                "about "
+            } else {
+                ""
+            };
+            (
+                format!("{about}{}", cell.measure(rule)),
+                format!(
+                    "distinct {}s in {} {} calls",
+                    d.as_str(),
+                    cell.count,
+                    calls_phrase(rule)
+                ),
+            )
+        }
+        (None, _) => (
+            cell.count.to_string(),
+            format!("{} calls", calls_phrase(rule)),
+        ),
+    };
     let on = group_phrase(rule, group);
     match (&rule.kind, &v.baseline) {
         (RuleKind::Ratio { max_ratio, min_count, numerator, denominator }, _) => format!(
@@ -340,10 +379,10 @@ fn summary(rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64, v: &Verd
             v.value
         ),
         (RuleKind::Spike { .. }, Some(b)) => format!(
-            "{} {what} {on} in {window}, against a baseline of {:.1} ± {:.1} over {} windows (spike level {:.1})",
-            cell.count, b.mean, b.stddev, b.windows, v.threshold
+            "{n} {what} {on} in {window}, against a baseline of {:.1} ± {:.1} over {} windows (spike level {:.1})",
+            b.mean, b.stddev, b.windows, v.threshold
         ),
-        _ => format!("{} {what} {on} in {window} (threshold {})", cell.count, v.threshold),
+        _ => format!("{n} {what} {on} in {window} (threshold {})", v.threshold),
     }
 }
 
@@ -382,6 +421,47 @@ mod tests {
 
     fn threshold(min_count: u64) -> crate::rules::Rule {
         rule("t", RuleKind::Threshold { min_count }, &["key"])
+    }
+
+    #[test]
+    fn distinct_counts_values_of_a_dimension_not_calls() {
+        let mut r = rule(
+            "spray",
+            RuleKind::Threshold { min_count: 3 },
+            &["principal"],
+        );
+        r.distinct = Some(crate::rules::Dim::Key);
+        let mut h = Harness::new(vec![r]);
+        // Window 0: 5 calls on 2 keys (below); window 300: 3 keys (fires); window 600: 1 key.
+        for (t, k) in [(1, "k1"), (2, "k1"), (3, "k2"), (4, "k2"), (5, "k1")] {
+            h.call(t, decrypt(k, "p"));
+        }
+        for (t, k) in [(301, "k1"), (302, "k2"), (303, "k3"), (304, "k3")] {
+            h.call(t, decrypt(k, "p"));
+        }
+        h.call(601, decrypt("k9", "p"));
+        // Another principal on many keys, one window: its own group.
+        for k in 0..2 {
+            h.call(310, decrypt(&format!("q{k}"), "q"));
+        }
+        h.call(2000, decrypt("k1", "other"));
+        let got = h.end();
+        let fired: Vec<_> = got
+            .iter()
+            .map(|a| (a.state, a.window_start, a.value, a.evidence.count))
+            .collect();
+        assert_eq!(
+            fired,
+            vec![(Firing, 300, 3.0, 4), (Resolved, 600, 1.0, 1),],
+            "{got:#?}"
+        );
+        assert!(
+            got[0]
+                .summary
+                .starts_with("3 distinct keys in 4 KMS calls for principal p"),
+            "{}",
+            got[0].summary
+        );
     }
 
     #[test]

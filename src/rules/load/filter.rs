@@ -1,5 +1,6 @@
 //! The filter of a rule: which calls it looks at (operations, class, outcome, error codes, keys,
-//! principals, services, accounts, cross-account), with defaults that depend on the kind.
+//! principals, services, accounts, cross-account, request facts), with defaults that depend on
+//! the kind.
 
 use super::values::{Checker, Fields};
 use crate::rules::model::{ClassFilter, Filter, OutcomeFilter};
@@ -88,9 +89,16 @@ pub(super) fn check_filter(
             ok &= slot.exclude.is_some();
         }
     }
-    if let Some(v) = fields.get("cross_account") {
-        filter.cross_account = ck.boolean("cross_account", v);
-        ok &= filter.cross_account.is_some();
+    for (name, slot) in [
+        ("cross_account", &mut filter.cross_account),
+        ("policy_public", &mut filter.policy_public),
+        ("policy_lockout_bypass", &mut filter.policy_lockout_bypass),
+        ("grantee_cross_account", &mut filter.grantee_cross_account),
+    ] {
+        if let Some(v) = fields.get(name) {
+            *slot = ck.boolean(name, v);
+            ok &= slot.is_some();
+        }
     }
     ok.then_some(filter)
 }

@@ -17,8 +17,9 @@ pub(super) const KINDS: [&str; 6] = [
 /// The parameters of each kind (the rule's other fields).
 pub(super) fn kind_params(kind: &str) -> &'static [&'static str] {
     match kind {
-        "threshold" => &["min_count"],
+        "threshold" => &["min_count", "distinct"],
         "spike" => &[
+            "distinct",
             "baseline_windows",
             "min_baseline_windows",
             "min_count",

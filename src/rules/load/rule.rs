@@ -13,7 +13,7 @@ use crate::problem::distance_if_close;
 use crate::rules::model::{Dim, Rule, RuleOrigin, Severity};
 
 /// Fields every rule may have, whatever its kind.
-const COMMON_FIELDS: [&str; 19] = [
+const COMMON_FIELDS: [&str; 22] = [
     "id",
     "kind",
     "severity",
@@ -31,6 +31,9 @@ const COMMON_FIELDS: [&str; 19] = [
     "accounts",
     "exclude_accounts",
     "cross_account",
+    "policy_public",
+    "policy_lockout_bypass",
+    "grantee_cross_account",
     "group_by",
     "window_secs",
 ];
@@ -157,6 +160,26 @@ pub(super) fn check_rule(
         None => Some(None),
     };
     let rule_kind = kind.and_then(|k| check_kind(ck, &fields, k));
+    let counts_distinct = matches!(kind, Some("threshold" | "spike"));
+    let distinct = match fields.get("distinct").filter(|_| counts_distinct) {
+        Some(v) => ck
+            .choice("distinct", v, &Dim::NAMES)
+            .and_then(Dim::parse)
+            .and_then(|d| match &group_by {
+                Some(dims) if dims.contains(&d) => {
+                    ck.report(
+                        v.span(),
+                        format!(
+                            "distinct = \"{}\" counts a dimension the rule also groups by: every group would count 1; remove it from group_by or choose another",
+                            d.as_str()
+                        ),
+                    );
+                    None
+                }
+                _ => Some(Some(d)),
+            }),
+        None => Some(None),
+    };
 
     let rule = Rule {
         id: id?,
@@ -166,6 +189,7 @@ pub(super) fn check_rule(
         filter: filter?,
         group_by: group_by?,
         window_secs: window_secs?,
+        distinct: distinct?,
         kind: rule_kind?,
     };
     (ck.problem_count() == before).then_some(rule)

@@ -66,6 +66,27 @@ fn bad_snippets_report_exact_problems() {
                 vec![p(7, 1, "unknown field \"learning_sec\" (did you mean \"learning_secs\"?)")],
             ),
             (
+                "distinct names a dimension the rule groups by",
+                format!("{HEAD}min_count = 1\ngroup_by = [\"principal\"]\ndistinct = \"principal\"\n"),
+                vec![p(8, 12, "distinct = \"principal\" counts a dimension the rule also groups by: every group would count 1; remove it from group_by or choose another")],
+            ),
+            (
+                "distinct names no dimension",
+                format!("{HEAD}min_count = 1\ndistinct = \"keys\"\n"),
+                vec![p(7, 12, "unknown distinct \"keys\" (did you mean \"key\"?)")],
+            ),
+            (
+                "distinct is not a parameter of event rules",
+                "[[rule]]\nid = \"e\"\nkind = \"event\"\nseverity = \"low\"\ndescription = \"d\"\ndistinct = \"key\"\n"
+                    .to_string(),
+                vec![p(6, 1, "\"distinct\" is not a parameter of kind \"event\"")],
+            ),
+            (
+                "wrong type for a request filter",
+                format!("{HEAD}min_count = 1\npolicy_public = \"yes\"\n"),
+                vec![p(7, 17, "expected a boolean for \"policy_public\", got a string")],
+            ),
+            (
                 "wrong type for id",
                 "[[rule]]\nid = 5\nkind = \"event\"\nseverity = \"low\"\ndescription = \"d\"\n"
                     .to_string(),
@@ -547,6 +568,26 @@ fn inventory_files() {
 }
 
 #[test]
+fn distinct_and_request_filters_load() {
+    let set = load_text(&format!(
+        "{HEAD}min_count = 10\noutcome = \"failure\"\ngroup_by = [\"principal\"]\ndistinct = \"key\"\n\
+         [[rule]]\nid = \"p\"\nkind = \"event\"\nseverity = \"high\"\ndescription = \"d\"\n\
+         policy_public = true\npolicy_lockout_bypass = false\ngrantee_cross_account = true\n"
+    ));
+    assert_eq!(set.rules[0].distinct, Some(Dim::Key));
+    let f = &set.rules[1].filter;
+    assert_eq!(
+        (
+            f.policy_public,
+            f.policy_lockout_bypass,
+            f.grantee_cross_account
+        ),
+        (Some(true), Some(false), Some(true))
+    );
+    assert_eq!(set.rules[1].distinct, None);
+}
+
+#[test]
 fn defaults_are_applied_per_kind() {
     let set = load_text(
         "\
@@ -707,10 +748,17 @@ fn shipped_rules_load() {
         Ok(set) => set,
         Err(e) => panic!("shipped rules: {:#?}", e.problems),
     };
-    assert_eq!(set.rules.len(), 14);
-    assert_eq!(set.rules[0].id, "key-deletion-scheduled");
-    assert_eq!(set.rules[0].severity, Severity::Critical);
+    assert_eq!(set.rules.len(), 24);
+    assert_eq!(set.rules[0].id, "failed-calls-spray");
+    assert_eq!(set.rules[0].severity, Severity::High);
     assert_eq!(set.rules[0].origin.line, 3);
+    assert_eq!(set.rules[0].distinct, Some(Dim::Key));
+    let public = set
+        .rules
+        .iter()
+        .find(|r| r.id == "key-policy-public")
+        .unwrap();
+    assert_eq!(public.filter.policy_public, Some(true));
     let by_id = |id: &str| {
         set.rules
             .iter()
