@@ -33,6 +33,10 @@ pub struct EngineConfig {
     pub limits: EvalLimits,
     /// Rows of each per-key total table in the report.
     pub max_report_rows: usize,
+    /// An event later than the latest time its object can hold (the object's delivery time from
+    /// its name; live, also the clock) by more than this is a *future event*: counted in
+    /// `future_events` and not folded, so one bad clock or forged record cannot move the watermark.
+    pub future_skew_secs: i64,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +50,7 @@ impl Default for EngineConfig {
             max_aliases: 100_000,
             limits: EvalLimits::default(),
             max_report_rows: 1_000_000,
+            future_skew_secs: 3600,
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum Folded {
     Duplicate,
     /// Counted; `late` when its window had already closed.
     New { late: bool },
+    /// Later than its object allows ([`Engine::begin_object`]): counted as a future event only.
+    Future,
 }
 
 #[derive(Debug)]
@@ -69,6 +76,8 @@ pub struct Engine {
     counters: EngineCounters,
     max_event_time: Option<i64>,
     watermark: Option<i64>,
+    /// Events of the current object after this are future events ([`Engine::begin_object`]).
+    time_limit: Option<i64>,
     /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
     /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
@@ -100,6 +109,7 @@ impl Engine {
             counters: EngineCounters::default(),
             max_event_time: None,
             watermark: None,
+            time_limit: None,
             inventory,
             firing: BTreeMap::new(),
             config,
@@ -114,6 +124,10 @@ impl Engine {
     /// [`Engine::ingest`] by reference, saying what became of the call (the live service counts
     /// it in metrics afterwards).
     pub fn fold(&mut self, call: &KmsCall, out: &mut Vec<Alert>) -> Folded {
+        if self.time_limit.is_some_and(|limit| call.time > limit) {
+            self.counters.future_events += 1;
+            return Folded::Future;
+        }
         if !self.dedupe.first_time(call.dedupe_id, call.time) {
             self.counters.duplicates += 1;
             return Folded::Duplicate;
@@ -142,9 +156,18 @@ impl Engine {
         Folded::New { late }
     }
 
+    /// A new object starts. `latest` is the latest time its events can truly have: its delivery
+    /// time (from the file name) and, live, the clock, whichever is earlier; `None` when neither
+    /// is known. Events after `latest` + `future_skew_secs` are future events until
+    /// [`Engine::end_object`].
+    pub fn begin_object(&mut self, latest: Option<i64>) {
+        self.time_limit = latest.map(|t| t.saturating_add(self.config.future_skew_secs));
+    }
+
     /// The current object is complete: move the watermark to the latest event time minus the
     /// allowed lateness, closing the windows it passes.
     pub fn end_object(&mut self, out: &mut Vec<Alert>) {
+        self.time_limit = None;
         if let Some(m) = self.max_event_time {
             self.advance_to(m - self.config.allowed_lateness_secs, out);
         }
@@ -250,5 +273,43 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::{decrypt, rule};
+    use crate::rules::RuleKind;
+
+    #[test]
+    fn future_events_are_counted_and_never_move_the_watermark() {
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 1 }, &["key"])],
+        };
+        let mut e = Engine::new(EngineConfig::default(), rules);
+        let mut out = Vec::new();
+        let at = |t: i64| {
+            let mut c = decrypt("k", "p");
+            c.time = t;
+            c.dedupe_id = t as u128;
+            c
+        };
+        e.begin_object(Some(10_000));
+        assert_eq!(e.fold(&at(9_000), &mut out), Folded::New { late: false });
+        // Up to the skew past the delivery time is accepted; beyond it is a future event.
+        assert_eq!(
+            e.fold(&at(10_000 + 3600), &mut out),
+            Folded::New { late: false }
+        );
+        assert_eq!(e.fold(&at(4_070_908_800), &mut out), Folded::Future);
+        e.end_object(&mut out);
+        assert_eq!(e.counters().future_events, 1);
+        assert_eq!(e.counters().kms_calls, 2);
+        assert_eq!(e.max_event_time(), Some(13_600));
+        assert_eq!(e.watermark(), Some(13_600 - 900));
+        // Without a bound (no delivery time known), nothing is a future event.
+        e.begin_object(None);
+        assert!(matches!(e.fold(&at(20_000), &mut out), Folded::New { .. }));
     }
 }

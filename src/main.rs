@@ -168,6 +168,10 @@ struct ReplayArgs {
     /// How far the watermark trails the latest event time.
     #[arg(long, default_value_t = 900)]
     allowed_lateness_secs: i64,
+    /// How far an event may be later than its file's delivery time (from the name); later events
+    /// are counted as future events and not folded.
+    #[arg(long, default_value_t = 3600)]
+    future_skew_secs: i64,
     /// Largest decompressed object accepted.
     #[arg(long, default_value_t = 512 << 20)]
     max_object_bytes: usize,
@@ -487,6 +491,10 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         args.allowed_lateness_secs >= 0,
         "--allowed-lateness-secs must be >= 0"
     );
+    anyhow::ensure!(
+        args.future_skew_secs >= 0,
+        "--future-skew-secs must be >= 0"
+    );
     let inputs = args
         .inputs
         .iter()
@@ -520,6 +528,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         engine: EngineConfig {
             window_secs: args.window_secs,
             allowed_lateness_secs: args.allowed_lateness_secs,
+            future_skew_secs: args.future_skew_secs,
             ..EngineConfig::default()
         },
         decode: DecodeLimits {

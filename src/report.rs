@@ -94,6 +94,9 @@ pub struct InputStats {
     /// KMS records outside the selected time range, not folded (reported in `selection`).
     #[serde(skip)]
     pub outside_range: u64,
+    /// The first objects holding future events (all are counted in `future_events`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub future: Vec<Failure>,
 }
 
 /// The part of the history a replay covered: events in `[from, to)` (by `eventTime`, exactly),
@@ -167,6 +170,8 @@ pub struct Summary {
     pub kms_calls: u64,
     pub duplicates: u64,
     pub late_events: u64,
+    /// Events later than their object's delivery time + `future_skew_secs`: not folded.
+    pub future_events: u64,
     pub first_event: Option<String>,
     pub last_event: Option<String>,
     pub alerts_firing: u64,
@@ -289,6 +294,7 @@ impl Summary {
             kms_calls: c.kms_calls,
             duplicates: c.duplicates,
             late_events: c.late,
+            future_events: c.future_events,
             first_event: first.map(format_rfc3339),
             last_event: max_event_time.map(format_rfc3339),
             alerts_firing: c.alerts_firing,
@@ -345,10 +351,11 @@ impl Summary {
         );
         let _ = writeln!(
             s,
-            "KMS calls: {} distinct, {} duplicates dropped, {} late; events from {} to {}",
+            "KMS calls: {} distinct, {} duplicates dropped, {} late, {} future (not folded); events from {} to {}",
             self.kms_calls,
             self.duplicates,
             self.late_events,
+            self.future_events,
             self.first_event.as_deref().unwrap_or("-"),
             self.last_event.as_deref().unwrap_or("-")
         );
@@ -407,6 +414,16 @@ impl Summary {
                 i.decoded.malformed_records
             );
             for f in i.failures.iter().chain(&i.malformed) {
+                let _ = writeln!(s, "  {}: {}", f.object, f.error);
+            }
+        }
+        if self.future_events > 0 {
+            let _ = writeln!(
+                s,
+                "FUTURE: {} events later than their file's delivery time, not folded (a forged record or a bad clock)",
+                self.future_events
+            );
+            for f in &i.future {
                 let _ = writeln!(s, "  {}: {}", f.object, f.error);
             }
         }

@@ -225,3 +225,64 @@ fn cli_replay_of_the_sample_prints_the_golden_alerts() {
     );
     assert!(stderr.contains("KMS calls:"), "{stderr}");
 }
+
+/// One forged record dated 2099 among the sample, in a file delivered on day 9: without a bound it
+/// would move the watermark for good and blind every windowed rule after it. It is counted as a
+/// future event, named with its file, and the alerts are exactly the sample's.
+#[test]
+fn a_far_future_record_does_not_blind_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let forged = dir.path().join(
+        "AWSLogs/o-a1b2c3d4e5/111111111111/CloudTrail/us-east-1/2026/01/10/\
+         111111111111_CloudTrail_us-east-1_20260110T0100Z_FutureFutureFutu.json.gz",
+    );
+    let record = decrypt_record("forged-2099", "2099-01-01T00:00:00Z", "app", "k-forged");
+    write(&forged, &gzip(&log_file(&[record])));
+    let replay_with = |skew: i64| {
+        let rules = load_dir(&repo().join("rules")).expect("shipped rules load");
+        let mut lines = String::new();
+        let opts = ReplayOptions {
+            inputs: vec![sample().into(), dir.path().to_owned().into()],
+            engine: kmswatch::engine::EngineConfig {
+                future_skew_secs: skew,
+                ..Default::default()
+            },
+            ..ReplayOptions::default()
+        };
+        let r = replay(&opts, rules, |a: &Alert| {
+            lines.push_str(&a.to_json());
+            lines.push('\n');
+            Ok(())
+        })
+        .expect("replay runs");
+        (r, lines)
+    };
+    let (r, alerts) = replay_with(3600);
+    let (_, golden) = run(vec![sample()]);
+    assert_eq!(alerts, golden, "the forged record changed the verdicts");
+    assert_eq!(r.summary.future_events, 1);
+    assert!(r.had_failures(), "a future event makes the replay exit 1");
+    let named = &r.summary.input.future;
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(
+        named[0].object.ends_with("_FutureFutureFutu.json.gz"),
+        "{named:?}"
+    );
+    assert!(
+        named[0]
+            .error
+            .contains("later than the file's delivery time 2026-01-10T01:00:00Z + 3600 s"),
+        "{named:?}"
+    );
+    assert!(r.summary.render_text().contains("FUTURE: 1 events"));
+    // The same input without the bound: the record moves the watermark to 2099 and every later
+    // window is judged late (what the bound prevents).
+    let (blind, blinded) = replay_with(i64::MAX / 4);
+    assert_eq!(blind.summary.future_events, 0);
+    assert_ne!(blinded, golden, "without the bound the rules are blind");
+    assert!(
+        blind.summary.late_events > 1000,
+        "{}",
+        blind.summary.late_events
+    );
+}

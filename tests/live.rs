@@ -14,8 +14,16 @@ const BUCKET: &str = "trail-bucket";
 
 /// A trail-layout key for object `id` (an organization trail).
 fn key(id: &str) -> String {
+    key_delivered(id, 15)
+}
+
+/// The key of object `id` delivered `minute` minutes after 2026-03-02T00:00Z (its events must not
+/// be later than that, or they are future events).
+fn key_delivered(id: &str, minute: usize) -> String {
     format!(
-        "AWSLogs/o-test123/111111111111/CloudTrail/us-east-1/2026/03/02/111111111111_CloudTrail_us-east-1_20260302T0015Z_{id}.json.gz"
+        "AWSLogs/o-test123/111111111111/CloudTrail/us-east-1/2026/03/02/111111111111_CloudTrail_us-east-1_20260302T{:02}{:02}Z_{id}.json.gz",
+        minute / 60,
+        minute % 60
     )
 }
 
@@ -266,13 +274,28 @@ fn a_redelivered_message_is_not_counted_twice() {
         let body = cloudtrail_notification(BUCKET, &[&key("R1")], false);
         c.send(&q.url, &body).await;
         c.send(&q.url, &body).await;
+        // A forged record dated 2099 in a file delivered at 00:15: a future event, not folded.
+        let forged = decrypt_record("F1-0", "2099-01-01T00:00:00Z", "app0", "k0");
+        c.put(BUCKET, &key("F1"), gzip(&log_file(&[forged]))).await;
+        c.send(
+            &q.url,
+            &cloudtrail_notification(BUCKET, &[&key("F1")], false),
+        )
+        .await;
         q
     });
     let (_dir, mut svc) = serve(&moto, &q.url, "");
-    wait_deleted(&svc, 2.0, "both messages deleted");
+    wait_deleted(&svc, 3.0, "all three messages deleted");
     let m = svc.metrics();
     assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 4.0);
     assert_eq!(metric(&m, "kmswatch_duplicate_events_total", &[]), 4.0);
+    assert_eq!(metric(&m, "kmswatch_future_events_total", &[]), 1.0);
+    assert!(
+        svc.log_text()
+            .contains("counted as future events, not folded"),
+        "{}",
+        svc.log_text()
+    );
     assert!(svc.signal("TERM").unwrap().success());
 }
 
@@ -306,7 +329,7 @@ fn load_stream(rt: &tokio::runtime::Runtime, c: &Clients, queue: &str, n: usize,
                 }));
             }
             let body = gzip(&log_file(&recs));
-            let k = key(&id);
+            let k = key_delivered(&id, i % (24 * 60) + 5);
             common::write(&dir.join(&k), &body);
             c.put(BUCKET, &k, body).await;
             c.send(queue, &cloudtrail_notification(BUCKET, &[&k], false))

@@ -87,6 +87,8 @@ pub(super) struct RawEngine {
     pub allowed_lateness_secs: Field<i64>,
     /// How long call ids are remembered behind the watermark, in seconds.
     pub dedupe_horizon_secs: Field<i64>,
+    /// How far an event may be later than its object's delivery time or the clock, in seconds.
+    pub future_skew_secs: Field<i64>,
     /// Most call ids remembered for dedupe.
     pub max_dedupe_ids: Field<i64>,
     /// Most keys in the key catalogue.

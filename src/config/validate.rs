@@ -249,6 +249,7 @@ impl Validator<'_, '_> {
                 ),
             );
         }
+        int!(self, "engine", e, d, future_skew_secs, 0..=MAX_SPAN_SECS);
         int!(self, "engine", e, d, max_dedupe_ids, LIMIT);
         int!(self, "engine", e, d, max_keys, LIMIT);
         int!(self, "engine", e, d, max_aliases, LIMIT);

@@ -26,9 +26,11 @@ use crate::report::{Failure, InputStats, SelectionStats, Summary};
 use crate::retry::RetryPolicy;
 use crate::rules::RuleSet;
 use crate::sources::{
-    canonical_order_key, delivery_time, walk, Lister, Listing, ObjectRef, S3Prefix, Selection,
+    canonical_order_key, delivery_time, parse_log_name, walk, Lister, Listing, ObjectRef, S3Prefix,
+    Selection,
 };
 use crate::state::{self, StateError};
+use crate::timefmt::format_rfc3339;
 use read::{Read, Reader, S3Reader};
 
 /// Most record errors listed by name in a summary; the rest are counted.
@@ -162,7 +164,9 @@ pub struct ListingStats {
 impl Replay {
     /// True when any object or record could not be used (replay exits non-zero then).
     pub fn had_failures(&self) -> bool {
-        self.summary.input.objects_failed > 0 || self.summary.input.decoded.malformed_records > 0
+        self.summary.input.objects_failed > 0
+            || self.summary.input.decoded.malformed_records > 0
+            || self.summary.future_events > 0
     }
 }
 
@@ -446,12 +450,21 @@ fn fold_plan(
                     }
                     Read::Decoded(d) => {
                         fold_stats(input, &obj, &d);
+                        let name = obj.to_string();
+                        let delivered = parse_log_name(&name).and_then(|n| n.delivered);
+                        engine.begin_object(delivered);
+                        let before = engine.counters().future_events;
                         for call in d.calls {
                             if sel.admits_time(call.time) {
                                 engine.ingest(call, &mut alerts);
                             } else {
                                 input.outside_range += 1;
                             }
+                        }
+                        let future = engine.counters().future_events - before;
+                        if let (Some(at), true) = (delivered, future > 0) {
+                            let skew = engine.config().future_skew_secs;
+                            record_future(input, name, future, at, skew);
                         }
                         engine.end_object(&mut alerts);
                     }
@@ -497,6 +510,20 @@ fn record_failure(input: &mut InputStats, object: String, kind: &str, error: Str
         kind: kind.to_owned(),
         error,
     });
+}
+
+/// Names an object whose events claim to be later than it was delivered.
+fn record_future(input: &mut InputStats, object: String, events: u64, delivered: i64, skew: i64) {
+    if input.future.len() < MAX_LISTED_MALFORMED {
+        input.future.push(Failure {
+            object,
+            kind: "future_events".into(),
+            error: format!(
+                "{events} event(s) later than the file's delivery time {} + {skew} s: not folded",
+                format_rfc3339(delivered)
+            ),
+        });
+    }
 }
 
 fn fold_stats(input: &mut InputStats, obj: &ObjectRef, d: &DecodedObject) {

@@ -147,9 +147,19 @@ impl Fold {
             warn!(message_id = %msg.id, object = %object, error = %e, "{object}: malformed record skipped");
         }
         let now = super::now_ms() / 1000;
+        // No event can be later than the object's delivery (its name) or than now.
+        let delivered =
+            crate::sources::parse_log_name(&object.to_string()).and_then(|n| n.delivered);
+        self.engine
+            .begin_object(Some(delivered.map_or(now, |d| d.min(now))));
+        let mut future = 0u64;
         for call in &d.calls {
             match self.engine.fold(call, alerts) {
                 Folded::Duplicate => self.metrics.duplicates.inc(),
+                Folded::Future => {
+                    self.metrics.future_events.inc();
+                    future += 1;
+                }
                 Folded::New { late } => {
                     if late {
                         self.metrics.late_events.inc();
@@ -163,6 +173,10 @@ impl Fold {
             }
         }
         self.engine.end_object(alerts);
+        if future > 0 {
+            warn!(message_id = %msg.id, object = %object, events = future,
+                "{object}: {future} event(s) later than the object's delivery time or the clock (+ future_skew_secs): counted as future events, not folded");
+        }
     }
 
     /// Shows what the engine says is firing (at start, after a restore or a reload), and tells

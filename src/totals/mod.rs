@@ -27,6 +27,9 @@ pub struct EngineCounters {
     pub duplicates: u64,
     /// Calls whose default-length window had closed when they arrived.
     pub late: u64,
+    /// Calls later than their object allows (`EngineConfig::future_skew_secs`): not folded.
+    #[serde(default)]
+    pub future_events: u64,
     pub alerts_firing: u64,
     pub alerts_resolved: u64,
 }
