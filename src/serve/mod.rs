@@ -109,10 +109,10 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
     }));
-    let (sinks, sink_tasks) = sinks::start(&cfg.alerts, metrics.clone())?;
+    let board = Arc::new(AlertBoard::default());
+    let (sinks, sink_tasks) = sinks::start(&cfg.alerts, board.subscribe(), metrics.clone())?;
     let readiness = Arc::new(Readiness::default());
     readiness.rules_loaded.store(true, Ordering::Relaxed);
-    let board = Arc::new(AlertBoard::default());
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|source| ServeError::Listen {

@@ -69,3 +69,24 @@ async fn record(State(log): State<Log>, req: Request) -> &'static str {
     });
     "ok"
 }
+
+/// A target that accepts connections and never answers (a hung Alertmanager): every connection
+/// is held open, unread, until the test process ends.
+pub struct Silent {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.extend(conn.ok());
+            }
+        });
+        Silent { url }
+    }
+}
