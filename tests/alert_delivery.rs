@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::alertmanager::{Alertmanager, Labels};
@@ -158,6 +158,71 @@ fn notified(receiver: &Receiver) -> Vec<(String, Labels, String)> {
         .collect()
 }
 
+/// A bucket holding the sample's objects and a queue (with its dead-letter queue) for their
+/// notifications.
+fn upload_sample(
+    rt: &tokio::runtime::Runtime,
+    c: &Clients,
+    root: &Path,
+    objects: &[ObjectRef],
+) -> Queues {
+    let keys: Vec<String> = objects.iter().map(|o| s3_key(root, o)).collect();
+    rt.block_on(async {
+        c.bucket(BUCKET).await;
+        let q = c.queues("alerts", 5).await;
+        let mut uploads = tokio::task::JoinSet::new();
+        for chunk in keys.chunks(keys.len().div_ceil(16)) {
+            let (s3, root, chunk) = (c.s3.clone(), root.to_path_buf(), chunk.to_vec());
+            uploads.spawn(async move {
+                for k in chunk {
+                    let body = std::fs::read(root.join(&k)).unwrap();
+                    s3.put_object()
+                        .bucket(BUCKET)
+                        .key(&k)
+                        .body(body.into())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while let Some(r) = uploads.join_next().await {
+            r.unwrap();
+        }
+        q
+    })
+}
+
+/// Announces `objects` on the queue, `KEYS_PER_MESSAGE` a message; returns the messages sent.
+fn announce(
+    rt: &tokio::runtime::Runtime,
+    c: &Clients,
+    queue: &str,
+    root: &Path,
+    objects: &[ObjectRef],
+) -> usize {
+    let keys: Vec<String> = objects.iter().map(|o| s3_key(root, o)).collect();
+    rt.block_on(async {
+        for chunk in keys.chunks(KEYS_PER_MESSAGE) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            c.send(queue, &cloudtrail_notification(BUCKET, &chunk, false))
+                .await;
+        }
+    });
+    keys.len().div_ceil(KEYS_PER_MESSAGE)
+}
+
+/// The service's configuration for the sample on `queue`, with `extra`: one object at a time, so
+/// that they are folded in the order they are announced and raise the golden alerts.
+fn sample_config(dir: &Path, moto: &Moto, queue: &str, port: u16, extra: &str) -> PathBuf {
+    let cfg = service_config(dir, moto, queue, &[BUCKET], port, extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[source]\n", "[source]\nfetch_concurrency = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 #[test]
 fn alertmanager_and_a_webhook_get_the_sample_alerts() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -187,31 +252,7 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
     let hung = Silent::start();
     let moto = Moto::start();
     let c = rt.block_on(moto.clients());
-    let keys: Vec<String> = objects.iter().map(|o| s3_key(&root, o)).collect();
-    let q = rt.block_on(async {
-        c.bucket(BUCKET).await;
-        let q = c.queues("alerts", 5).await;
-        let mut uploads = tokio::task::JoinSet::new();
-        for chunk in keys.chunks(keys.len().div_ceil(16)) {
-            let (s3, root, chunk) = (c.s3.clone(), root.clone(), chunk.to_vec());
-            uploads.spawn(async move {
-                for k in chunk {
-                    let body = std::fs::read(root.join(&k)).unwrap();
-                    s3.put_object()
-                        .bucket(BUCKET)
-                        .key(&k)
-                        .body(body.into())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            });
-        }
-        while let Some(r) = uploads.join_next().await {
-            r.unwrap();
-        }
-        q
-    });
+    let q = upload_sample(&rt, &c, &root, &objects);
 
     let port = free_port();
     let extra = format!(
@@ -224,12 +265,7 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
         am = am.url,
         hook = receiver.url,
     );
-    let cfg = service_config(dir.path(), &moto, &q.url, &[BUCKET], port, &extra);
-    // One object at a time, so that they are folded in the order they are announced.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[source]\n", "[source]\nfetch_concurrency = 1\n");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = sample_config(dir.path(), &moto, &q.url, port, &extra);
     let mut svc = Service::start_with_env(
         &cfg,
         port,
@@ -243,15 +279,7 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
         |svc: &Service| metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]);
     let mut messages = 0;
     let mut send = |part: &[ObjectRef]| {
-        let part: Vec<String> = part.iter().map(|o| s3_key(&root, o)).collect();
-        rt.block_on(async {
-            for chunk in part.chunks(KEYS_PER_MESSAGE) {
-                let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                c.send(&q.url, &cloudtrail_notification(BUCKET, &chunk, false))
-                    .await;
-                messages += 1;
-            }
-        });
+        messages += announce(&rt, &c, &q.url, &root, part);
         messages as f64
     };
 
@@ -581,4 +609,92 @@ fn a_hanging_alertmanager_does_not_delay_the_healthy_one() {
             am.active_labels() == want
         });
     }
+}
+
+/// At least once across crashes: the alerts raised before a state save but not yet delivered
+/// (the webhook and Alertmanager refuse connections) are in the saved outbox; after a SIGKILL
+/// and a restart with both up, the webhook gets every alert of the sample and Alertmanager
+/// notifies every one as firing, although nothing is folded again (the messages were deleted).
+#[test]
+fn alerts_undelivered_at_a_sigkill_are_delivered_after_the_restart() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let root = common::repo().join("sample-logs");
+    let (objects, _) = list_objects(std::slice::from_ref(&root));
+    let golden = golden_alerts();
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let c = rt.block_on(moto.clients());
+    let q = upload_sample(&rt, &c, &root, &objects);
+    // Nothing listens on these yet: connections are refused.
+    let (hook_port, am_port) = (free_port(), free_port());
+    let state = dir.path().join("state.json");
+    let port = free_port();
+    // Retries go on for minutes, so the alerts are still undelivered at the kill.
+    let extra = format!(
+        "max_attempts = 20\nretry_base_ms = 1000\nretry_max_ms = 60000\n\
+         [alerts.alertmanager]\nurls = [\"http://127.0.0.1:{am_port}\"]\nresend_interval_secs = 2\n\
+         keep_firing_for_secs = 3\n\
+         [[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/kmswatch\"\n\
+         [state]\npath = \"{state}\"\nsave_interval_secs = 1\n\
+         [service]\nshutdown_deadline_secs = 5\n",
+        state = state.display(),
+    );
+    let cfg = sample_config(dir.path(), &moto, &q.url, port, &extra);
+    let log = dir.path().join("serve.log");
+    let mut svc = Service::start(&cfg, port, &log);
+    let sent = announce(&rt, &c, &q.url, &root, &objects) as f64;
+    // Deleted only after a save that includes every alert they raised.
+    wait_until(90, "every message deleted", || {
+        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= sent
+    });
+    let m = svc.metrics();
+    let deliveries = |m: &str, sink: &str, result: &str| {
+        metric(
+            m,
+            "kmswatch_alert_deliveries_total",
+            &[&format!("sink=\"{sink}\""), &format!("result=\"{result}\"")],
+        )
+    };
+    assert_eq!(
+        deliveries(&m, "webhook[0]", "ok"),
+        0.0,
+        "{}",
+        svc.log_text()
+    );
+    assert_eq!(deliveries(&m, "alertmanager[0]", "ok"), 0.0);
+    assert!(deliveries(&m, "webhook[0]", "retried") >= 1.0);
+    svc.signal("KILL");
+    drop(svc);
+
+    let receiver = Receiver::start_on(hook_port);
+    let _am = Alertmanager::start_on(
+        dir.path(),
+        &format!("{}/alertmanager", receiver.url),
+        am_port,
+    );
+    let mut svc = Service::start(&cfg, port, &log);
+    wait_until(60, "the webhook to get every alert", || {
+        receiver.requests("/kmswatch").len() >= golden.len()
+    });
+    let hooked: Vec<serde_json::Value> = receiver
+        .requests("/kmswatch")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(multiset(hooked), multiset(golden.clone()));
+    let every: BTreeSet<Labels> = golden
+        .iter()
+        .map(|a| read_alert(a, None).unwrap().labels)
+        .collect();
+    wait_until(30, "Alertmanager to notify every alert as firing", || {
+        every.is_subset(&notified_as(&receiver, "firing"))
+    });
+    let m = svc.metrics();
+    assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 0.0);
+    assert_eq!(metric(&m, "kmswatch_sqs_messages_received_total", &[]), 0.0);
+    assert!(svc.signal("TERM").unwrap().success(), "{}", svc.log_text());
 }

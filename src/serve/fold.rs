@@ -188,7 +188,9 @@ impl Fold {
             return true;
         };
         let started = Instant::now();
-        match state::save(&c.path, &self.engine.snapshot()) {
+        let mut snapshot = self.engine.snapshot();
+        snapshot.outbox = self.sinks.undelivered();
+        match state::save(&c.path, &snapshot) {
             Ok(()) => {
                 self.metrics.state_saves.with_label_values(&["ok"]).inc();
                 self.metrics.state_last_save.set(super::now_ms() / 1000);
@@ -393,5 +395,47 @@ mod tests {
         let (engine, _) =
             Engine::restore(EngineConfig::default(), RuleSet { rules: vec![] }, saved).unwrap();
         assert_eq!(engine.counters().kms_calls, 2);
+    }
+
+    #[test]
+    fn a_save_keeps_what_the_sinks_have_not_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let (mut f, _acks) = fold(
+            Some(Checkpointing {
+                path: path.clone(),
+                every: Duration::ZERO,
+            }),
+            true,
+        );
+        // Nobody delivers: the alerts stay in the sink's outbox.
+        let (sinks, _queue, _outbox) = Sinks::with_queue(f.metrics.clone(), 8);
+        f.sinks = sinks;
+        let inflight = Inflight::default();
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+        tx.try_send(FoldItem::Tick {
+            now: T0 + 3600 + 900,
+            caught_up: true,
+        })
+        .unwrap();
+        drop(tx);
+        f.run(rx);
+        let saved = state::load(&path).unwrap();
+        assert_eq!(saved.outbox.len(), 1);
+        assert_eq!(saved.outbox[0].sink, "test");
+        let states: Vec<String> = saved.outbox[0]
+            .alerts
+            .iter()
+            .map(|a| {
+                let v: serde_json::Value = serde_json::from_str(a.get()).unwrap();
+                format!(
+                    "{} {}",
+                    v["rule"].as_str().unwrap(),
+                    v["state"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(states, ["t firing", "t resolved"]);
     }
 }

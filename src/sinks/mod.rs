@@ -19,6 +19,7 @@ mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,6 +28,7 @@ use tracing::{info, warn};
 use crate::alerts::Alert;
 use crate::config::AlertsConfig;
 use crate::metrics::Metrics;
+use crate::state::SinkOutbox;
 
 pub use alertmanager::payload::{read_alert, AmAlert, Labels, PostableAlert};
 pub use http::{HttpClient, PostError};
@@ -126,6 +128,42 @@ impl Sinks {
         self.next_seq += 1;
         for o in &mut self.outlets {
             hand_over(o, seq, json.clone(), &self.metrics);
+        }
+    }
+
+    /// What every sink has not yet delivered, for the state file.
+    pub fn undelivered(&self) -> Vec<SinkOutbox> {
+        self.outlets
+            .iter()
+            .map(|o| SinkOutbox {
+                sink: o.name.clone(),
+                alerts: o
+                    .outbox
+                    .undelivered()
+                    .iter()
+                    .filter_map(|json| RawValue::from_string(json.to_string()).ok())
+                    .collect(),
+            })
+            .filter(|s| !s.alerts.is_empty())
+            .collect()
+    }
+
+    /// Hands each sink what the state says it had not delivered (at start, before anything
+    /// new). The outbox of a sink no longer configured is dropped, counted and logged.
+    pub fn redeliver(&mut self, saved: Vec<SinkOutbox>) {
+        for s in saved {
+            let n = s.alerts.len();
+            let Some(o) = self.outlets.iter_mut().find(|o| o.name == s.sink) else {
+                count(&self.metrics, &s.sink, Outcome::Dropped, n);
+                warn!(sink = %s.sink, alerts = n, "the state holds alerts undelivered to a sink that is no longer configured: dropped");
+                continue;
+            };
+            info!(sink = %s.sink, alerts = n, "delivering alerts the last run had not delivered");
+            for json in s.alerts {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                hand_over(o, seq, Arc::from(json.get()), &self.metrics);
+            }
         }
     }
 }

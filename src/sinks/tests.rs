@@ -597,3 +597,36 @@ fn an_unwritable_alerts_file_stops_the_start() {
         "{e}"
     );
 }
+
+#[test]
+fn undelivered_alerts_are_handed_back_to_their_sinks_after_a_restart() {
+    let m = metrics();
+    let (mut sinks, mut rx, _outbox) = Sinks::with_queue(m.clone(), 8);
+    sinks.publish(&firing("r", "k1"));
+    sinks.publish(&resolved("r", "k1"));
+    let saved = sinks.undelivered();
+    assert_eq!(saved.len(), 1);
+    let want: Vec<String> = saved[0]
+        .alerts
+        .iter()
+        .map(|a| a.get().to_string())
+        .collect();
+    assert_eq!(
+        want,
+        [firing("r", "k1").to_json(), resolved("r", "k1").to_json()]
+    );
+
+    // The next run: the same sink gets them again, in order; a sink no longer configured loses
+    // its own, counted.
+    let (mut next, mut next_rx, next_outbox) = Sinks::with_queue(m.clone(), 8);
+    let mut gone = saved.clone();
+    gone[0].sink = "webhook[7]".into();
+    next.redeliver(saved.into_iter().chain(gone).collect());
+    let got: Vec<String> = std::iter::from_fn(|| next_rx.try_recv().ok())
+        .map(|d| d.json.to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(next_outbox.len(), 2);
+    assert_eq!(delivered(&m, "webhook[7]", "dropped"), 2);
+    while rx.try_recv().is_ok() {}
+}

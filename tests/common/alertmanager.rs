@@ -22,7 +22,12 @@ impl Alertmanager {
     /// Starts Alertmanager with its state in `dir`, sending every alert group (one per alert, at
     /// once, resolved ones too) to `webhook`.
     pub fn start(dir: &Path, webhook: &str) -> Alertmanager {
-        Alertmanager::start_routed(dir, webhook, "['...']", 1)
+        Alertmanager::start_on(dir, webhook, free_port())
+    }
+
+    /// [`Alertmanager::start`] on `port` of 127.0.0.1.
+    pub fn start_on(dir: &Path, webhook: &str, port: u16) -> Alertmanager {
+        Alertmanager::start_routed(dir, webhook, "['...']", 1, port)
     }
 
     /// Starts Alertmanager grouping alerts by rule (`alertname`), as a real route would: an
@@ -33,7 +38,13 @@ impl Alertmanager {
         webhook: &str,
         group_interval_secs: u64,
     ) -> Alertmanager {
-        Alertmanager::start_routed(dir, webhook, "['alertname']", group_interval_secs)
+        Alertmanager::start_routed(
+            dir,
+            webhook,
+            "['alertname']",
+            group_interval_secs,
+            free_port(),
+        )
     }
 
     fn start_routed(
@@ -41,6 +52,7 @@ impl Alertmanager {
         webhook: &str,
         group_by: &str,
         group_interval_secs: u64,
+        port: u16,
     ) -> Alertmanager {
         let found = Command::new(BINARY)
             .arg("--version")
@@ -62,7 +74,6 @@ impl Alertmanager {
         )
         .unwrap();
         let storage = dir.join("alertmanager-data");
-        let port = free_port();
         let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
         let child = Command::new(BINARY)
             .arg(format!("--config.file={}", config.display()))

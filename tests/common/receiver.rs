@@ -35,13 +35,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
+        Receiver::start_on(0)
+    }
+
+    /// A receiver on `port` of 127.0.0.1 (0: any free port).
+    pub fn start_on(port: u16) -> Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log = Log::default();
