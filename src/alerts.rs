@@ -142,6 +142,14 @@ impl<W: Write> JsonLinesSink<W> {
         Ok(())
     }
 
+    /// Writes an alert already in the schema's JSON (one line, as [`Alert::to_json`] makes it).
+    pub fn write_json(&mut self, json: &str) -> io::Result<()> {
+        self.out.write_all(json.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -131,7 +131,8 @@ pub struct Metrics {
     /// Alerts handed to each sink target (`jsonl`, `alertmanager[i]`, `webhook[i]`), by result
     /// (`ok`, `retried`, `failed`, `dropped`; see `sinks::Outcome`).
     pub alert_deliveries: IntCounterVec,
-    /// Messages waiting in each sink's queue (`jsonl`, `alertmanager`, `webhook[i]`).
+    /// Alerts not yet delivered by each sink (`jsonl`, `alertmanager[i]`, `webhook[i]`): its
+    /// outbox (queued, being delivered, or resolutions held back).
     pub alert_queue_depth: IntGaugeVec,
 }
 
@@ -253,7 +254,7 @@ impl Metrics {
             rules_loaded: gauge(&r, "kmswatch_rules_loaded", "Rules in the active rule set."),
             rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
             alert_deliveries: counter_vec(&r, "kmswatch_alert_deliveries_total", "Alerts handed to each sink target (jsonl, alertmanager[i], webhook[i]) by result: ok (delivered; Alertmanager re-sends included), retried (a try failed and is repeated), failed (given up), dropped (the sink's queue was full).", &["sink", "result"]),
-            alert_queue_depth: gauge_vec(&r, "kmswatch_alert_queue_depth", "Messages waiting in each sink's queue (jsonl, alertmanager, webhook[i]).", &["sink"]),
+            alert_queue_depth: gauge_vec(&r, "kmswatch_alert_queue_depth", "Alerts not yet delivered by each sink (jsonl, alertmanager[i], webhook[i]): queued, being delivered, or resolutions held back; saved with the state.", &["sink"]),
             family_names: r.names.take(),
             registry: r.registry,
         };

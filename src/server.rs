@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Router};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
@@ -52,13 +53,24 @@ impl Readiness {
 }
 
 /// The alerts currently firing (alert-schema JSON), by rule id and group id: the fold's copy, and
-/// the snapshot of it that HTTP serves (published by the fold after each change, so a request
-/// never holds the fold's lock while it copies alerts).
-#[derive(Debug, Default)]
+/// the snapshot of it that HTTP and the Alertmanager sinks read (published by the fold after each
+/// change through a watch channel, so a reader never holds the fold's lock while it copies alerts
+/// and the sinks re-send what the engine says fires, not a copy of their own).
+#[derive(Debug)]
 pub struct AlertBoard {
     firing: Mutex<BTreeMap<(String, String), serde_json::Value>>,
-    snapshot: RwLock<Arc<Vec<serde_json::Value>>>,
+    snapshot: watch::Sender<Arc<Vec<serde_json::Value>>>,
     changed: AtomicBool,
+}
+
+impl Default for AlertBoard {
+    fn default() -> Self {
+        AlertBoard {
+            firing: Mutex::default(),
+            snapshot: watch::Sender::new(Arc::default()),
+            changed: AtomicBool::new(false),
+        }
+    }
 }
 
 impl AlertBoard {
@@ -77,15 +89,16 @@ impl AlertBoard {
         self.changed.store(true, Ordering::Relaxed);
     }
 
-    /// Makes what changed since the last call visible to HTTP.
+    /// Makes what changed since the last call visible to HTTP and the sinks.
     pub fn publish(&self) {
         if self.changed.swap(false, Ordering::Relaxed) {
             let v: Vec<_> = self.lock().values().cloned().collect();
-            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+            self.snapshot.send_replace(Arc::new(v));
         }
     }
 
-    /// Replaces the board with what the engine says is firing (at start, after a restore).
+    /// Replaces the board with what the engine says is firing (at start, after a restore or a
+    /// reload) and publishes it.
     pub fn reset<'a>(
         &self,
         firing: impl Iterator<Item = (&'a (String, String), &'a serde_json::Value)>,
@@ -101,10 +114,12 @@ impl AlertBoard {
 
     /// The firing alerts as last published, ordered by rule then group.
     pub fn firing(&self) -> Arc<Vec<serde_json::Value>> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.snapshot.borrow().clone()
+    }
+
+    /// The published snapshots, from the current one on: woken at every publication.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<serde_json::Value>>> {
+        self.snapshot.subscribe()
     }
 
     /// How many alerts fire per (rule, severity).

@@ -4,7 +4,8 @@
 //! A state file is one JSON object. Its first fields identify it (`format`, `version`,
 //! `written_by`, `saved_at_event_time`); the rest is the engine's long-horizon state (dedupe window,
 //! key catalogue, totals, counters, watermark, and each rule's windows, baselines, principals and
-//! firing alerts, keyed by rule id and definition fingerprint). [`load`] checks the identifying
+//! firing alerts, keyed by rule id and definition fingerprint), and the live service's outbox:
+//! the alerts each sink had not yet delivered. [`load`] checks the identifying
 //! fields before it reads the rest, so a file from another version is reported as such, not as
 //! garbage. [`Engine::snapshot`](crate::engine::Engine::snapshot) makes an [`EngineState`];
 //! [`Engine::restore`](crate::engine::Engine::restore) continues from one.
@@ -22,9 +23,13 @@ use crate::totals::{EngineCounters, Totals};
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "kmswatch.state";
-/// The state format this build reads and writes; bumped on any incompatible change (2: the
-/// totals keep the report's facts: key facts, daily usage, aliases, the lifecycle log).
-pub const VERSION: u32 = 2;
+/// The state format this build writes; bumped on any change (2: the totals keep the report's
+/// facts: key facts, daily usage, aliases, the lifecycle log; 3: the outbox of undelivered
+/// alerts).
+pub const VERSION: u32 = 3;
+/// The oldest format this build still reads: version 2 is version 3 without an outbox (read as
+/// empty).
+pub const OLDEST_READABLE: u32 = 2;
 /// This build, as written in `written_by`.
 pub const WRITTEN_BY: &str = concat!("kmswatch ", env!("CARGO_PKG_VERSION"));
 
@@ -53,6 +58,10 @@ pub struct EngineState {
     /// The alerts firing when the state was saved (alert schema), by rule and group.
     #[serde(default)]
     pub(crate) firing: Vec<FiringAlert>,
+    /// The alerts each sink of the live service had not yet delivered when the state was saved,
+    /// delivered after a restart (at least once). Empty from replay; absent in version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<SinkOutbox>,
     /// The file it was loaded from, for error messages; not saved.
     #[serde(skip)]
     pub(crate) origin: Option<PathBuf>,
@@ -66,6 +75,16 @@ pub(crate) struct FiringAlert {
     /// The group as JSON (`Alert::group_id`).
     pub group: String,
     pub alert: serde_json::Value,
+}
+
+/// The undelivered alerts of one sink, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkOutbox {
+    /// The sink, as in the `sink` label: `jsonl`, `alertmanager[i]`, `webhook[i]`.
+    pub sink: String,
+    /// Each alert exactly as the sink would deliver it (alert-schema JSON).
+    pub alerts: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// Engine settings at the time of saving. `window_secs` must match on restore (windows would not
@@ -207,6 +226,8 @@ pub fn load(path: &Path) -> Result<EngineState, StateError> {
     })?;
     check_header(path, &bytes)?;
     let mut state: EngineState = serde_json::from_slice(&bytes).map_err(|e| corrupt(path, &e))?;
+    // An older readable version is this one with parts missing (read as empty): upgraded.
+    state.version = VERSION;
     state.origin = Some(path.to_owned());
     Ok(state)
 }
@@ -235,7 +256,7 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         None => return Err(not_state("no \"format\" field".into())),
     }
     match h.version.as_ref().and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(VERSION) => Ok(()),
+        Some(v) if (u64::from(OLDEST_READABLE)..=u64::from(VERSION)).contains(&v) => Ok(()),
         Some(found) => Err(StateError::Incompatible {
             path: path.to_owned(),
             found,

@@ -4,21 +4,30 @@
 //! The objects are sent in two phases, split where nine alerts fire at once. After each phase,
 //! Alertmanager's API must list exactly the alerts that fire then, with their exact labels; after
 //! the second, eight of them have resolved: Alertmanager no longer lists them and notifies them as
-//! resolved, ending when their quiet window ended. The webhook must get every alert of the sample
-//! (`tests/golden/sample-alerts.jsonl`), each signed with the configured key.
+//! resolved, ending when their quiet window ended. Every alert of the sample, those that fire and
+//! resolve within one phase included, must be notified as firing (kmswatch holds each firing for
+//! `keep_firing_for_secs` before posting its resolution). A second Alertmanager URL that accepts
+//! connections and never answers must not hold any of this back. The webhook must get every
+//! alert of the sample (`tests/golden/sample-alerts.jsonl`), each signed with the configured key.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::alertmanager::{Alertmanager, Labels};
 use common::aws::*;
-use common::receiver::Receiver;
+use common::receiver::{Receiver, Silent};
+use kmswatch::alerts::{Alert, AlertState, Evidence, Group, ALERT_SCHEMA};
+use kmswatch::config::{AlertmanagerConfig, AlertsConfig};
 use kmswatch::engine::{Engine, EngineConfig};
+use kmswatch::metrics::{LabelLimits, Metrics};
 use kmswatch::replay::{fold_objects, list_objects, ReplayOptions};
 use kmswatch::rules::load_paths;
-use kmswatch::sinks::{signature, SIGNATURE_HEADER};
+use kmswatch::rules::{Dim, Severity};
+use kmswatch::server::AlertBoard;
+use kmswatch::sinks::{self, read_alert, signature, SIGNATURE_HEADER};
 use kmswatch::sources::ObjectRef;
 
 const BUCKET: &str = "org-trail-bucket";
@@ -149,6 +158,71 @@ fn notified(receiver: &Receiver) -> Vec<(String, Labels, String)> {
         .collect()
 }
 
+/// A bucket holding the sample's objects and a queue (with its dead-letter queue) for their
+/// notifications.
+fn upload_sample(
+    rt: &tokio::runtime::Runtime,
+    c: &Clients,
+    root: &Path,
+    objects: &[ObjectRef],
+) -> Queues {
+    let keys: Vec<String> = objects.iter().map(|o| s3_key(root, o)).collect();
+    rt.block_on(async {
+        c.bucket(BUCKET).await;
+        let q = c.queues("alerts", 5).await;
+        let mut uploads = tokio::task::JoinSet::new();
+        for chunk in keys.chunks(keys.len().div_ceil(16)) {
+            let (s3, root, chunk) = (c.s3.clone(), root.to_path_buf(), chunk.to_vec());
+            uploads.spawn(async move {
+                for k in chunk {
+                    let body = std::fs::read(root.join(&k)).unwrap();
+                    s3.put_object()
+                        .bucket(BUCKET)
+                        .key(&k)
+                        .body(body.into())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while let Some(r) = uploads.join_next().await {
+            r.unwrap();
+        }
+        q
+    })
+}
+
+/// Announces `objects` on the queue, `KEYS_PER_MESSAGE` a message; returns the messages sent.
+fn announce(
+    rt: &tokio::runtime::Runtime,
+    c: &Clients,
+    queue: &str,
+    root: &Path,
+    objects: &[ObjectRef],
+) -> usize {
+    let keys: Vec<String> = objects.iter().map(|o| s3_key(root, o)).collect();
+    rt.block_on(async {
+        for chunk in keys.chunks(KEYS_PER_MESSAGE) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            c.send(queue, &cloudtrail_notification(BUCKET, &chunk, false))
+                .await;
+        }
+    });
+    keys.len().div_ceil(KEYS_PER_MESSAGE)
+}
+
+/// The service's configuration for the sample on `queue`, with `extra`: one object at a time, so
+/// that they are folded in the order they are announced and raise the golden alerts.
+fn sample_config(dir: &Path, moto: &Moto, queue: &str, port: u16, extra: &str) -> PathBuf {
+    let cfg = service_config(dir, moto, queue, &[BUCKET], port, extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[source]\n", "[source]\nfetch_concurrency = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 #[test]
 fn alertmanager_and_a_webhook_get_the_sample_alerts() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -168,49 +242,30 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
 
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let am = Alertmanager::start(dir.path(), &format!("{}/alertmanager", receiver.url));
+    // Grouped by rule: alerts that join a notified group are notified only at its next flush.
+    let am = Alertmanager::start_grouped_by_rule(
+        dir.path(),
+        &format!("{}/alertmanager", receiver.url),
+        2,
+    );
+    // Listed first: the healthy Alertmanager must not wait for it.
+    let hung = Silent::start();
     let moto = Moto::start();
     let c = rt.block_on(moto.clients());
-    let keys: Vec<String> = objects.iter().map(|o| s3_key(&root, o)).collect();
-    let q = rt.block_on(async {
-        c.bucket(BUCKET).await;
-        let q = c.queues("alerts", 5).await;
-        let mut uploads = tokio::task::JoinSet::new();
-        for chunk in keys.chunks(keys.len().div_ceil(16)) {
-            let (s3, root, chunk) = (c.s3.clone(), root.clone(), chunk.to_vec());
-            uploads.spawn(async move {
-                for k in chunk {
-                    let body = std::fs::read(root.join(&k)).unwrap();
-                    s3.put_object()
-                        .bucket(BUCKET)
-                        .key(&k)
-                        .body(body.into())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            });
-        }
-        while let Some(r) = uploads.join_next().await {
-            r.unwrap();
-        }
-        q
-    });
+    let q = upload_sample(&rt, &c, &root, &objects);
 
     let port = free_port();
     let extra = format!(
-        "[alerts.alertmanager]\nurls = [\"{am}\"]\nresend_interval_secs = 2\n\
+        "[alerts.alertmanager]\nurls = [\"{hung}\", \"{am}\"]\nresend_interval_secs = 2\n\
+         keep_firing_for_secs = 5\ntimeout_secs = 300\n\
          [[alerts.webhook]]\nurl = \"{hook}/kmswatch\"\nsecret_env = \"KMSWATCH_TEST_WEBHOOK_SECRET\"\n\
-         token_env = \"KMSWATCH_TEST_WEBHOOK_TOKEN\"\n",
+         token_env = \"KMSWATCH_TEST_WEBHOOK_TOKEN\"\n\
+         [service]\nshutdown_deadline_secs = 5\n",
+        hung = hung.url,
         am = am.url,
         hook = receiver.url,
     );
-    let cfg = service_config(dir.path(), &moto, &q.url, &[BUCKET], port, &extra);
-    // One object at a time, so that they are folded in the order they are announced.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[source]\n", "[source]\nfetch_concurrency = 1\n");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = sample_config(dir.path(), &moto, &q.url, port, &extra);
     let mut svc = Service::start_with_env(
         &cfg,
         port,
@@ -224,15 +279,7 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
         |svc: &Service| metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]);
     let mut messages = 0;
     let mut send = |part: &[ObjectRef]| {
-        let part: Vec<String> = part.iter().map(|o| s3_key(&root, o)).collect();
-        rt.block_on(async {
-            for chunk in part.chunks(KEYS_PER_MESSAGE) {
-                let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                c.send(&q.url, &cloudtrail_notification(BUCKET, &chunk, false))
-                    .await;
-                messages += 1;
-            }
-        });
+        messages += announce(&rt, &c, &q.url, &root, part);
         messages as f64
     };
 
@@ -311,6 +358,25 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
         );
     }
 
+    // Every alert of the sample was notified as firing, those that fired and resolved within a
+    // phase too.
+    let every: BTreeSet<Labels> = golden
+        .iter()
+        .map(|a| read_alert(a, None).unwrap().labels)
+        .collect();
+    assert!(
+        every.len() > want.len(),
+        "alerts fire and resolve within a phase"
+    );
+    wait_until(20, "Alertmanager to notify every alert as firing", || {
+        let firing: BTreeSet<Labels> = notified(&receiver)
+            .into_iter()
+            .filter(|(status, _, _)| status == "firing")
+            .map(|(_, l, _)| l)
+            .collect();
+        every.is_subset(&firing)
+    });
+
     // The webhook: every alert of the sample once, in the alert schema, signed.
     wait_until(20, "the webhook to get every alert", || {
         receiver.requests("/kmswatch").len() >= golden.len()
@@ -346,11 +412,289 @@ fn alertmanager_and_a_webhook_get_the_sample_alerts() {
     };
     assert_eq!(deliveries("webhook[0]", "ok"), golden.len() as f64);
     assert_eq!(deliveries("jsonl", "ok"), golden.len() as f64);
-    assert!(deliveries("alertmanager[0]", "ok") >= golden.len() as f64);
-    for sink in ["webhook[0]", "jsonl", "alertmanager[0]"] {
+    assert!(deliveries("alertmanager[1]", "ok") >= golden.len() as f64);
+    // The hung one took its first POST and has answered nothing since.
+    assert_eq!(deliveries("alertmanager[0]", "ok"), 0.0);
+    for sink in ["webhook[0]", "jsonl", "alertmanager[1]"] {
         for result in ["failed", "dropped"] {
             assert_eq!(deliveries(sink, result), 0.0, "{sink} {result}");
         }
     }
+    assert!(svc.signal("TERM").unwrap().success(), "{}", svc.log_text());
+}
+
+/// 2026-03-02T00:00:00Z
+const T: i64 = 1_772_409_600;
+
+/// An alert of `rule` on `key`: firing in the window from `T`, or resolved in the next one.
+fn alert(rule: &str, key: &str, state: AlertState) -> Alert {
+    let start = if state == AlertState::Firing {
+        T
+    } else {
+        T + 300
+    };
+    Alert {
+        schema: ALERT_SCHEMA,
+        rule: rule.into(),
+        kind: "threshold",
+        severity: Severity::High,
+        state,
+        group: Group(vec![(Dim::Key, Some(key.into()))]),
+        window_start: start,
+        window_end: start + 300,
+        value: 20.0,
+        threshold: 10.0,
+        baseline: None,
+        summary: format!("{rule} on {key}"),
+        description: String::new(),
+        evidence: Evidence {
+            count: 20,
+            event_ids: vec!["e1".into()],
+        },
+    }
+}
+
+/// The Alertmanager labels of `alert`.
+fn am_labels(a: &Alert) -> Labels {
+    read_alert(&serde_json::to_value(a).unwrap(), None)
+        .unwrap()
+        .labels
+}
+
+/// The fold's side of delivery, in the test: the sinks (Alertmanager only) and the firing board
+/// they re-send from.
+struct Fold {
+    board: Arc<AlertBoard>,
+    sinks: sinks::Sinks,
+    _tasks: sinks::SinkTasks,
+}
+
+impl Fold {
+    fn start(rt: &tokio::runtime::Runtime, am: AlertmanagerConfig) -> Fold {
+        let cfg = AlertsConfig {
+            jsonl: None,
+            alertmanager: Some(am),
+            ..AlertsConfig::default()
+        };
+        let board = Arc::new(AlertBoard::default());
+        let metrics = Arc::new(Metrics::new(LabelLimits::default()));
+        let _guard = rt.enter();
+        let (sinks, tasks) = sinks::start(&cfg, board.subscribe(), metrics).unwrap();
+        board.reset(std::iter::empty());
+        Fold {
+            board,
+            sinks,
+            _tasks: tasks,
+        }
+    }
+
+    /// What the fold does with an alert the engine raised; `to_sinks: false` as if the sinks'
+    /// queues had been full.
+    fn raise(&mut self, a: &Alert, to_sinks: bool) {
+        self.board.apply(a);
+        if to_sinks {
+            self.sinks.publish(a);
+        }
+        self.board.publish();
+    }
+}
+
+/// Alertmanager at `urls`, re-sent to every second, each alert held firing for
+/// `keep_firing_for_secs`.
+fn am_config(urls: Vec<String>, keep_firing_for_secs: u64) -> AlertmanagerConfig {
+    let mut am = AlertmanagerConfig::new(urls);
+    am.resend_interval_secs = 1;
+    am.keep_firing_for_secs = keep_firing_for_secs;
+    am
+}
+
+/// The label sets Alertmanager notified the receiver of with `status`.
+fn notified_as(receiver: &Receiver, status: &str) -> BTreeSet<Labels> {
+    notified(receiver)
+        .into_iter()
+        .filter(|(s, _, _)| s == status)
+        .map(|(_, l, _)| l)
+        .collect()
+}
+
+/// Regression: an alert that fired and resolved at once (as while a backlog is worked off) was
+/// posted already resolved, and Alertmanager never notified anyone of it as firing. Here it
+/// joins the group of an alert of its rule that was notified already, so Alertmanager notifies
+/// it at the group's next flush (`group_interval`, 2 s); held firing for
+/// `keep_firing_for_secs` (5 s), it is still firing then, and is notified firing, then resolved.
+#[test]
+fn an_alert_that_fires_and_resolves_at_once_is_notified_as_firing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let am = Alertmanager::start_grouped_by_rule(
+        dir.path(),
+        &format!("{}/alertmanager", receiver.url),
+        2,
+    );
+    let mut fold = Fold::start(&rt, am_config(vec![am.url.clone()], 5));
+    let first = alert("failed-decrypts", LEDGER, AlertState::Firing);
+    fold.raise(&first, true);
+    wait_until(20, "Alertmanager to notify the first alert", || {
+        notified_as(&receiver, "firing").contains(&am_labels(&first))
+    });
+    let fired = alert("failed-decrypts", DATA_LAKE, AlertState::Firing);
+    fold.raise(&fired, true);
+    fold.raise(
+        &alert("failed-decrypts", DATA_LAKE, AlertState::Resolved),
+        true,
+    );
+    let labels = am_labels(&fired);
+    wait_until(20, "Alertmanager to notify the alert as firing", || {
+        notified_as(&receiver, "firing").contains(&labels)
+    });
+    wait_until(20, "Alertmanager to notify it resolved", || {
+        notified_as(&receiver, "resolved").contains(&labels)
+    });
+    assert_eq!(am.active_labels(), [am_labels(&first)].into());
+}
+
+/// Re-sends come from the engine's firing set: an alert whose resolution never reached the sink
+/// is no longer re-sent, and Alertmanager resolves it by itself (its `endsAt` passes) instead of
+/// keeping it firing for ever.
+#[test]
+fn a_lost_resolution_does_not_leave_the_alert_firing_in_alertmanager() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let am = Alertmanager::start(dir.path(), &format!("{}/alertmanager", receiver.url));
+    let mut fold = Fold::start(&rt, am_config(vec![am.url.clone()], 0));
+    let (lost, kept) = (
+        alert("decrypt-spike-key", DATA_LAKE, AlertState::Firing),
+        alert("decrypt-spike-key", LEDGER, AlertState::Firing),
+    );
+    fold.raise(&lost, true);
+    fold.raise(&kept, true);
+    let both: BTreeSet<Labels> = [am_labels(&lost), am_labels(&kept)].into();
+    wait_until(20, "Alertmanager to list both alerts", || {
+        am.active_labels() == both
+    });
+    // The engine resolves one, but the resolution never reaches the sink's queue.
+    fold.raise(
+        &alert("decrypt-spike-key", DATA_LAKE, AlertState::Resolved),
+        false,
+    );
+    wait_until(30, "Alertmanager to end the alert by itself", || {
+        am.active_labels() == [am_labels(&kept)].into()
+    });
+    wait_until(20, "Alertmanager to notify it resolved", || {
+        notified_as(&receiver, "resolved").contains(&am_labels(&lost))
+    });
+}
+
+/// Each Alertmanager URL has its own task and queue: one that accepts connections and never
+/// answers does not hold back the healthy one, with its first POST hanging for the whole timeout.
+#[test]
+fn a_hanging_alertmanager_does_not_delay_the_healthy_one() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let am = Alertmanager::start(dir.path(), &format!("{}/alertmanager", receiver.url));
+    let hung = Silent::start();
+    let mut cfg = am_config(vec![hung.url.clone(), am.url.clone()], 0);
+    cfg.timeout_secs = 300;
+    let mut fold = Fold::start(&rt, cfg);
+    let mut want = BTreeSet::new();
+    for key in [DATA_LAKE, LEDGER, BILLING] {
+        let a = alert("key-disabled", key, AlertState::Firing);
+        fold.raise(&a, true);
+        want.insert(am_labels(&a));
+        // A POST to the hung one takes 300 s a try: each alert would wait for it.
+        wait_until(30, "the healthy Alertmanager to list the new alert", || {
+            am.active_labels() == want
+        });
+    }
+}
+
+/// At least once across crashes: the alerts raised before a state save but not yet delivered
+/// (the webhook and Alertmanager refuse connections) are in the saved outbox; after a SIGKILL
+/// and a restart with both up, the webhook gets every alert of the sample and Alertmanager
+/// notifies every one as firing, although nothing is folded again (the messages were deleted).
+#[test]
+fn alerts_undelivered_at_a_sigkill_are_delivered_after_the_restart() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let root = common::repo().join("sample-logs");
+    let (objects, _) = list_objects(std::slice::from_ref(&root));
+    let golden = golden_alerts();
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let c = rt.block_on(moto.clients());
+    let q = upload_sample(&rt, &c, &root, &objects);
+    // Nothing listens on these yet: connections are refused.
+    let (hook_port, am_port) = (free_port(), free_port());
+    let state = dir.path().join("state.json");
+    let port = free_port();
+    // Retries go on for minutes, so the alerts are still undelivered at the kill.
+    let extra = format!(
+        "max_attempts = 20\nretry_base_ms = 1000\nretry_max_ms = 60000\n\
+         [alerts.alertmanager]\nurls = [\"http://127.0.0.1:{am_port}\"]\nresend_interval_secs = 2\n\
+         keep_firing_for_secs = 3\n\
+         [[alerts.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/kmswatch\"\n\
+         [state]\npath = \"{state}\"\nsave_interval_secs = 1\n\
+         [service]\nshutdown_deadline_secs = 5\n",
+        state = state.display(),
+    );
+    let cfg = sample_config(dir.path(), &moto, &q.url, port, &extra);
+    let log = dir.path().join("serve.log");
+    let mut svc = Service::start(&cfg, port, &log);
+    let sent = announce(&rt, &c, &q.url, &root, &objects) as f64;
+    // Deleted only after a save that includes every alert they raised.
+    wait_until(90, "every message deleted", || {
+        metric(&svc.metrics(), "kmswatch_sqs_messages_deleted_total", &[]) >= sent
+    });
+    let m = svc.metrics();
+    let deliveries = |m: &str, sink: &str, result: &str| {
+        metric(
+            m,
+            "kmswatch_alert_deliveries_total",
+            &[&format!("sink=\"{sink}\""), &format!("result=\"{result}\"")],
+        )
+    };
+    assert_eq!(
+        deliveries(&m, "webhook[0]", "ok"),
+        0.0,
+        "{}",
+        svc.log_text()
+    );
+    assert_eq!(deliveries(&m, "alertmanager[0]", "ok"), 0.0);
+    assert!(deliveries(&m, "webhook[0]", "retried") >= 1.0);
+    svc.signal("KILL");
+    drop(svc);
+
+    let receiver = Receiver::start_on(hook_port);
+    let _am = Alertmanager::start_on(
+        dir.path(),
+        &format!("{}/alertmanager", receiver.url),
+        am_port,
+    );
+    let mut svc = Service::start(&cfg, port, &log);
+    wait_until(60, "the webhook to get every alert", || {
+        receiver.requests("/kmswatch").len() >= golden.len()
+    });
+    let hooked: Vec<serde_json::Value> = receiver
+        .requests("/kmswatch")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(multiset(hooked), multiset(golden.clone()));
+    let every: BTreeSet<Labels> = golden
+        .iter()
+        .map(|a| read_alert(a, None).unwrap().labels)
+        .collect();
+    wait_until(30, "Alertmanager to notify every alert as firing", || {
+        every.is_subset(&notified_as(&receiver, "firing"))
+    });
+    let m = svc.metrics();
+    assert_eq!(metric(&m, "kmswatch_kms_calls_total", &[]), 0.0);
+    assert_eq!(metric(&m, "kmswatch_sqs_messages_received_total", &[]), 0.0);
     assert!(svc.signal("TERM").unwrap().success(), "{}", svc.log_text());
 }

@@ -242,9 +242,15 @@ pub struct AlertmanagerConfig {
     /// Firing alerts are posted again this often, each valid for four intervals, so that
     /// Alertmanager keeps them across its restarts and resolves them itself if kmswatch stops.
     pub resend_interval_secs: u64,
+    /// Least time, on the wall clock, an alert is shown firing to each Alertmanager before its
+    /// resolution is posted (like Prometheus' `keep_firing_for`): longer than Alertmanager's
+    /// `group_wait` plus `group_interval`, so an alert that fires and resolves within seconds
+    /// is still notified.
+    pub keep_firing_for_secs: u64,
     /// Timeout of one POST.
     pub timeout_secs: u64,
-    /// Alerts (and firing-set updates) the sink's queue holds.
+    /// Undelivered alerts each Alertmanager's queue holds (queued, being posted, or resolutions
+    /// held back by `keep_firing_for_secs`).
     pub queue_capacity: usize,
     /// Alerts per POST; more are split into several POSTs.
     pub max_alerts_per_post: usize,
@@ -258,6 +264,7 @@ impl AlertmanagerConfig {
         AlertmanagerConfig {
             urls,
             resend_interval_secs: 60,
+            keep_firing_for_secs: 600,
             timeout_secs: 10,
             queue_capacity: 1024,
             max_alerts_per_post: 64,

@@ -178,6 +178,8 @@ pub(super) struct RawAlertmanager {
     pub urls: Field<Vec<Spanned<String>>>,
     /// Seconds between posts of the firing alerts.
     pub resend_interval_secs: Field<i64>,
+    /// Least seconds an alert is shown firing before its resolution is posted.
+    pub keep_firing_for_secs: Field<i64>,
     /// Timeout of one POST, in seconds.
     pub timeout_secs: Field<i64>,
     /// Capacity of the sink's queue.

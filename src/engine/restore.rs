@@ -88,6 +88,7 @@ impl Engine {
                     alert: alert.clone(),
                 })
                 .collect(),
+            outbox: Vec::new(),
             origin: None,
         }
     }

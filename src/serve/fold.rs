@@ -179,13 +179,11 @@ impl Fold {
         }
     }
 
-    /// Shows what the engine says is firing (at start, after a restore or a reload), and tells
-    /// the sinks that keep a firing set.
+    /// Shows what the engine says is firing (at start, after a restore or a reload), to HTTP
+    /// and to the sinks that re-send it.
     fn sync_board(&mut self) {
         self.board.reset(self.engine.firing());
         self.metrics.set_firing(&self.board.counts());
-        self.sinks
-            .firing(self.engine.firing().map(|(_, v)| v.clone()).collect());
     }
 
     /// Hands the alerts over; never waits on a sink.
@@ -193,7 +191,7 @@ impl Fold {
         for a in alerts.drain(..) {
             self.metrics.alert(&a);
             self.board.apply(&a);
-            self.sinks.publish(a);
+            self.sinks.publish(&a);
         }
         self.board.publish();
     }
@@ -204,7 +202,9 @@ impl Fold {
             return true;
         };
         let started = Instant::now();
-        match state::save(&c.path, &self.engine.snapshot()) {
+        let mut snapshot = self.engine.snapshot();
+        snapshot.outbox = self.sinks.undelivered();
+        match state::save(&c.path, &snapshot) {
             Ok(()) => {
                 self.metrics.state_saves.with_label_values(&["ok"]).inc();
                 self.metrics.state_last_save.set(super::now_ms() / 1000);
@@ -331,44 +331,39 @@ mod tests {
     }
 
     #[test]
-    fn the_fold_hands_alerts_and_firing_sets_to_the_sinks_without_waiting() {
-        use crate::sinks::SinkMsg;
+    fn the_fold_hands_alerts_to_the_sinks_without_waiting() {
         let (mut f, _acks) = fold(None, true);
-        // Room for three messages; nobody reads them.
-        let (sinks, mut queue) = Sinks::with_queue(f.metrics.clone(), 3);
+        // Room for one alert; nobody reads it.
+        let (sinks, mut queue, outbox) = Sinks::with_queue(f.metrics.clone(), 1);
         f.sinks = sinks;
         let metrics = f.metrics.clone();
         let inflight = Inflight::default();
         let (tx, rx) = mpsc::channel(16);
         tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+        // Long after: the window fires, and the quiet ones after it resolve the alert.
         tx.try_send(FoldItem::Tick {
-            now: T0 + 300 + 900 + 1,
+            now: T0 + 3600 + 900,
             caught_up: true,
         })
         .unwrap();
-        let rules = RuleSet {
-            rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
-        };
-        tx.try_send(FoldItem::Reload(rules.clone())).unwrap();
-        tx.try_send(FoldItem::Reload(rules)).unwrap();
         drop(tx);
         f.run(rx);
-        // At start: nothing fires. Then the alert, then what fires after the first reload; the
-        // second reload's finds the queue full and is dropped, and the fold went on.
-        match queue.try_recv().unwrap() {
-            SinkMsg::Firing(all) => assert!(all.is_empty()),
-            other => panic!("{other:?}"),
-        }
-        let fired = match queue.try_recv().unwrap() {
-            SinkMsg::Alert(a) => serde_json::to_value(&*a).unwrap(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(fired["rule"], "t");
-        match queue.try_recv().unwrap() {
-            SinkMsg::Firing(all) => assert_eq!(*all, vec![fired]),
-            other => panic!("{other:?}"),
-        }
+        let raised = metrics
+            .alerts
+            .with_label_values(&["t", "high", "firing"])
+            .get()
+            + metrics
+                .alerts
+                .with_label_values(&["t", "high", "resolved"])
+                .get();
+        assert_eq!(raised, 2);
+        // The first is queued and in the outbox; the second found the outbox full and was
+        // dropped, and the fold went on.
+        let fired = queue.try_recv().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&fired.json).unwrap();
+        assert_eq!((&v["rule"], &v["state"]), (&"t".into(), &"firing".into()));
         assert!(queue.try_recv().is_err());
+        assert_eq!(outbox.undelivered(), [fired.json]);
         let dropped = metrics
             .alert_deliveries
             .with_label_values(&["test", "dropped"])
@@ -414,5 +409,47 @@ mod tests {
         let (engine, _) =
             Engine::restore(EngineConfig::default(), RuleSet { rules: vec![] }, saved).unwrap();
         assert_eq!(engine.counters().kms_calls, 2);
+    }
+
+    #[test]
+    fn a_save_keeps_what_the_sinks_have_not_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let (mut f, _acks) = fold(
+            Some(Checkpointing {
+                path: path.clone(),
+                every: Duration::ZERO,
+            }),
+            true,
+        );
+        // Nobody delivers: the alerts stay in the sink's outbox.
+        let (sinks, _queue, _outbox) = Sinks::with_queue(f.metrics.clone(), 8);
+        f.sinks = sinks;
+        let inflight = Inflight::default();
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(object(&inflight, "m1", 1, T0 + 10)).unwrap();
+        tx.try_send(FoldItem::Tick {
+            now: T0 + 3600 + 900,
+            caught_up: true,
+        })
+        .unwrap();
+        drop(tx);
+        f.run(rx);
+        let saved = state::load(&path).unwrap();
+        assert_eq!(saved.outbox.len(), 1);
+        assert_eq!(saved.outbox[0].sink, "test");
+        let states: Vec<String> = saved.outbox[0]
+            .alerts
+            .iter()
+            .map(|a| {
+                let v: serde_json::Value = serde_json::from_str(a.get()).unwrap();
+                format!(
+                    "{} {}",
+                    v["rule"].as_str().unwrap(),
+                    v["state"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(states, ["t firing", "t resolved"]);
     }
 }

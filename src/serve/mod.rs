@@ -104,15 +104,17 @@ pub(crate) fn now_ms() -> i64 {
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let rules = load_rules(&cfg)?;
-    let engine = setup::start_engine(&cfg, rules)?;
+    let (engine, undelivered) = setup::start_engine(&cfg, rules)?;
     let metrics = Arc::new(Metrics::new(LabelLimits {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
     }));
-    let (sinks, sink_tasks) = sinks::start(&cfg.alerts, metrics.clone())?;
+    let board = Arc::new(AlertBoard::default());
+    let (mut sinks, sink_tasks) = sinks::start(&cfg.alerts, board.subscribe(), metrics.clone())?;
+    // At least once: what the last run had not delivered goes out before anything new.
+    sinks.redeliver(undelivered);
     let readiness = Arc::new(Readiness::default());
     readiness.rules_loaded.store(true, Ordering::Relaxed);
-    let board = Arc::new(AlertBoard::default());
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|source| ServeError::Listen {

@@ -8,7 +8,7 @@ use tracing::info;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::rules::{load_paths, RuleSet};
-use crate::state::{self, StateError};
+use crate::state::{self, SinkOutbox, StateError};
 
 use super::ServeError;
 
@@ -30,23 +30,29 @@ pub fn load_rules(cfg: &ServeConfig) -> Result<RuleSet, ServeError> {
     })
 }
 
-/// The engine to start from: restored from the state file when there is one.
-pub(super) fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Engine, ServeError> {
+/// The engine to start from, restored from the state file when there is one, and the alerts the
+/// sinks had not delivered when it was saved.
+pub(super) fn start_engine(
+    cfg: &ServeConfig,
+    rules: RuleSet,
+) -> Result<(Engine, Vec<SinkOutbox>), ServeError> {
     let Some(sc) = &cfg.state else {
-        return Ok(Engine::new(cfg.engine.clone(), rules));
+        return Ok((Engine::new(cfg.engine.clone(), rules), Vec::new()));
     };
     match state::load(&sc.path) {
-        Ok(saved) => {
+        Ok(mut saved) => {
+            let outbox = std::mem::take(&mut saved.outbox);
             let (engine, notes) = Engine::restore(cfg.engine.clone(), rules, saved)?;
             for note in notes {
                 info!(%note, "state restore");
             }
-            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, "state restored");
-            Ok(engine)
+            let undelivered: usize = outbox.iter().map(|s| s.alerts.len()).sum();
+            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, undelivered, "state restored");
+            Ok((engine, outbox))
         }
         Err(StateError::Missing { .. }) => {
             info!(path = %sc.path.display(), "no state file yet; starting fresh");
-            Ok(Engine::new(cfg.engine.clone(), rules))
+            Ok((Engine::new(cfg.engine.clone(), rules), Vec::new()))
         }
         Err(e) => Err(e.into()),
     }

@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use super::{count, Outcome, SinkError, SinkMsg};
+use super::{count, Delivery, Outbox, Outcome, SinkError};
 use crate::alerts::JsonLinesSink;
 use crate::config::JsonlTarget;
 use crate::metrics::Metrics;
@@ -32,19 +32,26 @@ pub(super) fn open(target: &JsonlTarget) -> Result<Out, SinkError> {
     Ok(JsonLinesSink::new(w))
 }
 
-/// Writes until the queue closes, then flushes.
-pub(super) fn run(mut out: Out, mut rx: mpsc::Receiver<SinkMsg>, metrics: &Metrics) {
-    while let Some(msg) = rx.blocking_recv() {
-        write(&mut out, msg, metrics);
-        while let Ok(msg) = rx.try_recv() {
-            write(&mut out, msg, metrics);
+/// Writes until the queue closes, then flushes; each alert is settled in the outbox once written
+/// (or failed).
+pub(super) fn run(
+    mut out: Out,
+    mut rx: mpsc::Receiver<Delivery>,
+    outbox: &Outbox,
+    metrics: &Metrics,
+) {
+    while let Some(d) = rx.blocking_recv() {
+        let mut written = vec![d.seq];
+        write(&mut out, &d.json, metrics);
+        while let Ok(d) = rx.try_recv() {
+            write(&mut out, &d.json, metrics);
+            written.push(d.seq);
         }
-        metrics
-            .alert_queue_depth
-            .with_label_values(&["jsonl"])
-            .set(rx.len() as i64);
         if let Err(error) = out.flush() {
             error!(%error, "flushing the JSON-lines sink");
+        }
+        for seq in written {
+            outbox.settle(seq);
         }
     }
     if let Err(error) = out.flush() {
@@ -52,13 +59,12 @@ pub(super) fn run(mut out: Out, mut rx: mpsc::Receiver<SinkMsg>, metrics: &Metri
     }
 }
 
-fn write(out: &mut Out, msg: SinkMsg, metrics: &Metrics) {
-    let SinkMsg::Alert(a) = msg else { return };
-    match out.write(&a) {
+fn write(out: &mut Out, json: &str, metrics: &Metrics) {
+    match out.write_json(json) {
         Ok(()) => count(metrics, "jsonl", Outcome::Ok, 1),
         Err(error) => {
             count(metrics, "jsonl", Outcome::Failed, 1);
-            error!(%error, rule = %a.rule, "writing an alert to the JSON-lines sink");
+            error!(%error, alert = %json, "writing an alert to the JSON-lines sink");
         }
     }
 }

@@ -1,42 +1,52 @@
-//! Alert delivery: JSON lines, Alertmanager (API v2) and webhooks, each a task with its own
-//! bounded queue.
+//! Alert delivery: JSON lines, Alertmanager (API v2, one task per URL) and webhooks, each a task
+//! with its own bounded queue and outbox.
 //!
-//! The fold hands every alert to every sink with `try_send` and never waits: an alert that finds a
-//! queue full is dropped, counted (`kmswatch_alert_deliveries_total{result="dropped"}`) and
-//! logged. Each sink retries failed deliveries with backoff and jitter (`crate::retry`) and counts
-//! every outcome per target. When the fold drops its [`Sinks`] at shutdown, each sink delivers
-//! what is queued and ends; [`SinkTasks::finish`] waits for that, up to a deadline.
+//! The fold hands every alert to every sink without waiting: it adds it to the sink's
+//! [`Outbox`] and queues it with `try_send`; an alert that finds the outbox full is dropped,
+//! counted (`kmswatch_alert_deliveries_total{result="dropped"}`) and logged. Each sink retries
+//! failed deliveries with backoff and jitter (`crate::retry`), counts every outcome per target,
+//! and settles an alert in its outbox once delivered or given up. When the fold drops its
+//! [`Sinks`] at shutdown, each sink delivers what is queued and ends; [`SinkTasks::finish`] waits
+//! for that, up to a deadline.
 
 mod alertmanager;
 mod http;
 mod jsonl;
 mod link;
+mod outbox;
 mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::alerts::Alert;
 use crate::config::AlertsConfig;
 use crate::metrics::Metrics;
+use crate::state::SinkOutbox;
 
 pub use alertmanager::payload::{read_alert, AmAlert, Labels, PostableAlert};
 pub use http::{HttpClient, PostError};
 pub use link::{LinkTemplate, PLACEHOLDERS};
+pub use outbox::Outbox;
 pub use webhook::{signature, SIGNATURE_HEADER};
 
-/// What a sink's queue carries.
+/// The firing alerts the fold publishes (alert-schema JSON, `AlertBoard::subscribe`): what the
+/// Alertmanager sinks re-send.
+pub type FiringSet = watch::Receiver<Arc<Vec<serde_json::Value>>>;
+
+/// What a sink's queue carries: one alert as the engine emitted it, firing or resolved.
 #[derive(Debug, Clone)]
-pub enum SinkMsg {
-    /// An alert as the engine emitted it, firing or resolved.
-    Alert(Arc<Alert>),
-    /// Everything firing now, in the alert schema (at start, after a restore or a rule reload):
-    /// replaces what the sink believes is firing. Only the Alertmanager sink takes these.
-    Firing(Arc<Vec<serde_json::Value>>),
+pub struct Delivery {
+    /// Its key in the sink's outbox, to settle once delivered.
+    pub seq: u64,
+    /// The alert in the alert schema (`kmswatch.alert/v1`), as every sink delivers it.
+    pub json: Arc<str>,
 }
 
 /// The `result` label of `kmswatch_alert_deliveries_total`.
@@ -85,14 +95,11 @@ pub enum SinkError {
 
 /// The sending side of one sink's queue.
 struct Outlet {
-    /// The `sink` label of the queue-depth gauge.
+    /// The `sink` label: `jsonl`, `alertmanager[i]`, `webhook[i]`.
     name: String,
-    /// The `sink` labels a drop is counted under: one queue feeds every Alertmanager URL.
-    targets: Vec<String>,
-    tx: mpsc::Sender<SinkMsg>,
-    /// Whether the sink takes [`SinkMsg::Firing`].
-    takes_firing: bool,
-    /// The last hand-over found the queue full: a drop is logged once per run of drops.
+    tx: mpsc::Sender<Delivery>,
+    outbox: Arc<Outbox>,
+    /// The last hand-over found the outbox full: a drop is logged once per run of drops.
     dropping: bool,
 }
 
@@ -100,6 +107,8 @@ struct Outlet {
 pub struct Sinks {
     outlets: Vec<Outlet>,
     metrics: Arc<Metrics>,
+    /// The sequence number of the next alert handed over.
+    next_seq: u64,
 }
 
 impl Sinks {
@@ -108,77 +117,104 @@ impl Sinks {
         Sinks {
             outlets: Vec::new(),
             metrics,
+            next_seq: 0,
         }
     }
 
-    /// Hands `alert` to every sink; a sink whose queue is full misses it (counted, logged).
-    pub fn publish(&mut self, alert: Alert) {
-        let alert = Arc::new(alert);
+    /// Hands `alert` to every sink; a sink whose outbox is full misses it (counted, logged).
+    pub fn publish(&mut self, alert: &Alert) {
+        let json: Arc<str> = Arc::from(alert.to_json());
+        let seq = self.next_seq;
+        self.next_seq += 1;
         for o in &mut self.outlets {
-            hand_over(o, SinkMsg::Alert(alert.clone()), &self.metrics);
+            hand_over(o, seq, json.clone(), &self.metrics);
         }
     }
 
-    /// Tells the sinks that take it what fires now (at start, after a restore or a reload).
-    pub fn firing(&mut self, firing: Vec<serde_json::Value>) {
-        let firing = Arc::new(firing);
-        for o in self.outlets.iter_mut().filter(|o| o.takes_firing) {
-            hand_over(o, SinkMsg::Firing(firing.clone()), &self.metrics);
+    /// What every sink has not yet delivered, for the state file.
+    pub fn undelivered(&self) -> Vec<SinkOutbox> {
+        self.outlets
+            .iter()
+            .map(|o| SinkOutbox {
+                sink: o.name.clone(),
+                alerts: o
+                    .outbox
+                    .undelivered()
+                    .iter()
+                    .filter_map(|json| RawValue::from_string(json.to_string()).ok())
+                    .collect(),
+            })
+            .filter(|s| !s.alerts.is_empty())
+            .collect()
+    }
+
+    /// Hands each sink what the state says it had not delivered (at start, before anything
+    /// new). The outbox of a sink no longer configured is dropped, counted and logged.
+    pub fn redeliver(&mut self, saved: Vec<SinkOutbox>) {
+        for s in saved {
+            let n = s.alerts.len();
+            let Some(o) = self.outlets.iter_mut().find(|o| o.name == s.sink) else {
+                count(&self.metrics, &s.sink, Outcome::Dropped, n);
+                warn!(sink = %s.sink, alerts = n, "the state holds alerts undelivered to a sink that is no longer configured: dropped");
+                continue;
+            };
+            info!(sink = %s.sink, alerts = n, "delivering alerts the last run had not delivered");
+            for json in s.alerts {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                hand_over(o, seq, Arc::from(json.get()), &self.metrics);
+            }
         }
     }
 }
 
 #[cfg(test)]
 impl Sinks {
-    /// A fan-out to one queue that the test reads.
+    /// A fan-out to one sink, `test`, whose queue the test reads.
     pub(crate) fn with_queue(
         metrics: Arc<Metrics>,
         capacity: usize,
-    ) -> (Sinks, mpsc::Receiver<SinkMsg>) {
+    ) -> (Sinks, mpsc::Receiver<Delivery>, Arc<Outbox>) {
         let (tx, rx) = mpsc::channel(capacity);
+        let outbox = Arc::new(Outbox::new(
+            capacity,
+            metrics.alert_queue_depth.with_label_values(&["test"]),
+        ));
         let outlet = Outlet {
             name: "test".into(),
-            targets: vec!["test".into()],
             tx,
-            takes_firing: true,
+            outbox: outbox.clone(),
             dropping: false,
         };
         let sinks = Sinks {
             outlets: vec![outlet],
             metrics,
+            next_seq: 0,
         };
-        (sinks, rx)
+        (sinks, rx, outbox)
     }
 }
 
-fn hand_over(o: &mut Outlet, msg: SinkMsg, metrics: &Metrics) {
-    match o.tx.try_send(msg) {
-        Ok(()) => o.dropping = false,
-        Err(TrySendError::Full(msg)) => {
-            let n = match &msg {
-                SinkMsg::Alert(_) => 1,
-                SinkMsg::Firing(all) => all.len(),
-            };
-            for t in &o.targets {
-                count(metrics, t, Outcome::Dropped, n);
+fn hand_over(o: &mut Outlet, seq: u64, json: Arc<str>, metrics: &Metrics) {
+    // The outbox is at least as large as the queue: an alert it admits finds room in the queue
+    // unless the sink has ended.
+    let queued = o.outbox.admit(seq, json.clone())
+        && match o.tx.try_send(Delivery { seq, json }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                o.outbox.settle(seq);
+                false
             }
-            if !o.dropping {
-                warn!(sink = %o.name, capacity = o.tx.max_capacity(), "the sink's queue is full: alerts are dropped until it drains (counted in kmswatch_alert_deliveries_total{{result=\"dropped\"}})");
-            }
-            o.dropping = true;
-        }
-        // The sink ended early (it panicked): nothing to deliver to any more.
-        Err(TrySendError::Closed(_)) => {
-            for t in &o.targets {
-                count(metrics, t, Outcome::Dropped, 1);
-            }
-        }
+        };
+    if queued {
+        o.dropping = false;
+        return;
     }
-    let depth = o.tx.max_capacity() - o.tx.capacity();
-    metrics
-        .alert_queue_depth
-        .with_label_values(&[&o.name])
-        .set(depth as i64);
+    count(metrics, &o.name, Outcome::Dropped, 1);
+    if !o.dropping {
+        warn!(sink = %o.name, capacity = o.tx.max_capacity(), "the sink's queue is full: alerts are dropped until it drains (counted in kmswatch_alert_deliveries_total{{result=\"dropped\"}})");
+    }
+    o.dropping = true;
 }
 
 /// The sinks' tasks, to wait for at shutdown.
@@ -191,57 +227,75 @@ impl SinkTasks {
         let end = tokio::time::Instant::now() + deadline;
         for (name, mut task) in self.0 {
             if tokio::time::timeout_at(end, &mut task).await.is_err() {
-                warn!(sink = %name, "shutdown deadline passed: alerts still queued for this sink are lost");
+                warn!(sink = %name, "shutdown deadline passed: alerts still queued for this sink are delivered after the next start if state is kept, else lost");
                 task.abort();
             }
         }
     }
 }
 
-/// Starts the configured sinks (on the current tokio runtime).
-pub fn start(cfg: &AlertsConfig, metrics: Arc<Metrics>) -> Result<(Sinks, SinkTasks), SinkError> {
+/// Starts the configured sinks (on the current tokio runtime); the Alertmanager sinks re-send
+/// what `firing` says fires.
+pub fn start(
+    cfg: &AlertsConfig,
+    firing: FiringSet,
+    metrics: Arc<Metrics>,
+) -> Result<(Sinks, SinkTasks), SinkError> {
     let mut outlets = Vec::new();
     let mut tasks = Vec::new();
-    let mut add = |name: String, targets: Vec<String>, capacity: usize, takes_firing: bool| {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    let mut add = |name: &str, capacity: usize| {
+        let capacity = capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let depth = metrics.alert_queue_depth.with_label_values(&[name]);
+        let outbox = Arc::new(Outbox::new(capacity, depth));
         outlets.push(Outlet {
-            name,
-            targets,
+            name: name.to_string(),
             tx,
-            takes_firing,
+            outbox: outbox.clone(),
             dropping: false,
         });
-        rx
+        (rx, outbox)
     };
     if let Some(target) = &cfg.jsonl {
         let out = jsonl::open(target)?;
-        let rx = add(
-            "jsonl".into(),
-            vec!["jsonl".into()],
-            cfg.jsonl_queue_capacity,
-            false,
-        );
+        let (rx, outbox) = add("jsonl", cfg.jsonl_queue_capacity);
         let m = metrics.clone();
         tasks.push((
             "jsonl".to_string(),
-            tokio::task::spawn_blocking(move || jsonl::run(out, rx, &m)),
+            tokio::task::spawn_blocking(move || jsonl::run(out, rx, &outbox, &m)),
         ));
     }
     if let Some(am) = &cfg.alertmanager {
-        let sink = alertmanager::AlertmanagerSink::new(am, cfg.retry, metrics.clone())?;
-        let targets = sink.target_names();
-        let rx = add("alertmanager".into(), targets, am.queue_capacity, true);
-        info!(urls = ?am.urls, resend_interval_secs = am.resend_interval_secs, "delivering alerts to Alertmanager");
-        tasks.push(("alertmanager".to_string(), tokio::spawn(sink.run(rx))));
+        info!(urls = ?am.urls, resend_interval_secs = am.resend_interval_secs, keep_firing_for_secs = am.keep_firing_for_secs, "delivering alerts to Alertmanager");
+        for (i, url) in am.urls.iter().enumerate() {
+            let name = format!("alertmanager[{i}]");
+            let (rx, outbox) = add(&name, am.queue_capacity);
+            let sink = alertmanager::AlertmanagerSink::new(
+                name.clone(),
+                url,
+                am,
+                cfg.retry,
+                outbox,
+                metrics.clone(),
+            )?;
+            tasks.push((name, tokio::spawn(sink.run(rx, firing.clone()))));
+        }
     }
     for (i, w) in cfg.webhooks.iter().enumerate() {
         let name = format!("webhook[{i}]");
-        let sink = webhook::Webhook::new(name.clone(), w, cfg.retry, metrics.clone())?;
-        let rx = add(name.clone(), vec![name.clone()], w.queue_capacity, false);
+        let (rx, outbox) = add(&name, w.queue_capacity);
+        let sink = webhook::Webhook::new(name.clone(), w, cfg.retry, outbox, metrics.clone())?;
         info!(sink = %name, url = %w.url, signed = w.secret.is_some(), "delivering alerts to a webhook");
         tasks.push((name, tokio::spawn(sink.run(rx))));
     }
-    Ok((Sinks { outlets, metrics }, SinkTasks(tasks)))
+    Ok((
+        Sinks {
+            outlets,
+            metrics,
+            next_seq: 0,
+        },
+        SinkTasks(tasks),
+    ))
 }
 
 #[cfg(test)]

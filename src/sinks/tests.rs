@@ -1,9 +1,10 @@
 //! The sinks against a local receiver: payload mapping, signatures, retries, drops, re-sends and
 //! the flush at shutdown.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::alertmanager::AlertmanagerSink;
 use super::test_server::{Answer, TestServer};
@@ -82,6 +83,13 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new(LabelLimits::default()))
+}
+
+fn outbox(m: &Metrics) -> Arc<Outbox> {
+    Arc::new(Outbox::new(
+        16,
+        m.alert_queue_depth.with_label_values(&["test"]),
+    ))
 }
 
 fn delivered(m: &Metrics, sink: &str, result: &str) -> u64 {
@@ -230,10 +238,10 @@ async fn a_webhook_gets_each_alert_signed_with_the_bearer_token() {
     let mut cfg = WebhookConfig::new(format!("{}/hook", server.url));
     cfg.secret = Some(Secret::new("s3cret"));
     cfg.token = Some(Secret::new("t0ken"));
-    let hook = Webhook::new("webhook[0]".into(), &cfg, quick(3), m.clone()).unwrap();
+    let hook = Webhook::new("webhook[0]".into(), &cfg, quick(3), outbox(&m), m.clone()).unwrap();
     let alerts = [firing("r", KEY), resolved("r", KEY)];
     for a in &alerts {
-        assert!(hook.deliver(a).await);
+        assert!(hook.deliver(&a.to_json()).await);
     }
     let got = server.received();
     assert_eq!(got.len(), 2);
@@ -252,10 +260,11 @@ async fn a_webhook_gets_each_alert_signed_with_the_bearer_token() {
         "webhook[1]".into(),
         &WebhookConfig::new(&server.url),
         quick(1),
+        outbox(&m),
         m,
     )
     .unwrap();
-    assert!(hook.deliver(&alerts[0]).await);
+    assert!(hook.deliver(&alerts[0].to_json()).await);
     let last = server.received().pop().unwrap();
     assert!(last.headers.get(SIGNATURE_HEADER).is_none());
     assert!(last.headers.get("authorization").is_none());
@@ -267,8 +276,8 @@ async fn server_errors_and_timeouts_are_retried_client_errors_are_not() {
     let m = metrics();
     let mut cfg = WebhookConfig::new(&server.url);
     cfg.timeout_secs = 1;
-    let hook = Webhook::new("webhook[0]".into(), &cfg, quick(3), m.clone()).unwrap();
-    let a = firing("r", KEY);
+    let hook = Webhook::new("webhook[0]".into(), &cfg, quick(3), outbox(&m), m.clone()).unwrap();
+    let a = firing("r", KEY).to_json();
     // (answers, delivered, requests, retried, failed) after each delivery, cumulatively.
     #[rustfmt::skip]
     let cases: &[(&[Answer], bool, usize, u64, u64)] = &[
@@ -296,29 +305,67 @@ async fn server_errors_and_timeouts_are_retried_client_errors_are_not() {
 }
 
 #[test]
-fn a_full_queue_drops_and_counts_without_waiting() {
+fn a_full_outbox_drops_and_counts_without_waiting() {
     let m = metrics();
-    let (mut sinks, mut rx) = Sinks::with_queue(m.clone(), 2);
+    let (mut sinks, mut rx, outbox) = Sinks::with_queue(m.clone(), 2);
     for i in 0..5 {
-        sinks.publish(firing("r", &format!("k{i}")));
+        sinks.publish(&firing("r", &format!("k{i}")));
     }
     assert_eq!(delivered(&m, "test", "dropped"), 3);
     assert_eq!(m.alert_queue_depth.with_label_values(&["test"]).get(), 2);
-    // The first two are queued, in order.
+    // The first two are queued, in order, and held in the outbox until settled.
     for want in ["k0", "k1"] {
-        match rx.try_recv().unwrap() {
-            SinkMsg::Alert(a) => assert_eq!(a.group.get(Dim::Key), Some(want)),
-            other => panic!("{other:?}"),
-        }
+        let d = rx.try_recv().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&d.json).unwrap();
+        assert_eq!(v["group"]["key"], want);
+        outbox.settle(d.seq);
     }
+    assert_eq!(m.alert_queue_depth.with_label_values(&["test"]).get(), 0);
     // Room again: taken.
-    sinks.firing(vec![serde_json::json!({})]);
-    assert!(matches!(rx.try_recv().unwrap(), SinkMsg::Firing(_)));
+    sinks.publish(&firing("r", "k5"));
+    assert!(rx.try_recv().is_ok());
     assert_eq!(delivered(&m, "test", "dropped"), 3);
 }
 
 fn am_config(urls: Vec<String>) -> AlertmanagerConfig {
     AlertmanagerConfig::new(urls)
+}
+
+/// The sink of the first Alertmanager of `cfg`, with its outbox.
+fn am_sink(cfg: &AlertmanagerConfig, m: &Arc<Metrics>) -> (AlertmanagerSink, Arc<Outbox>) {
+    let o = outbox(m);
+    let sink = AlertmanagerSink::new(
+        "alertmanager[0]".into(),
+        &cfg.urls[0],
+        cfg,
+        quick(1),
+        o.clone(),
+        m.clone(),
+    )
+    .unwrap();
+    (sink, o)
+}
+
+/// Alerts as the fold queues them (admitted to `outbox`, numbered from `first`).
+fn deliveries(outbox: &Outbox, first: u64, alerts: &[Alert]) -> Vec<Delivery> {
+    alerts
+        .iter()
+        .zip(first..)
+        .map(|(a, seq)| {
+            let json: Arc<str> = Arc::from(a.to_json());
+            assert!(outbox.admit(seq, json.clone()));
+            Delivery { seq, json }
+        })
+        .collect()
+}
+
+/// A firing set as the fold publishes it.
+fn firing_set(alerts: &[Alert]) -> (watch::Sender<Arc<Vec<serde_json::Value>>>, FiringSet) {
+    let v = alerts
+        .iter()
+        .map(|a| serde_json::to_value(a).unwrap())
+        .collect();
+    watch::channel(Arc::new(v))
 }
 
 /// The alerts of every POST a server received, in order.
@@ -334,113 +381,165 @@ fn time(v: &serde_json::Value) -> i64 {
     parse_event_time(v.as_str().unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn alertmanager_gets_changes_at_once_on_every_url() {
-    let (a, b) = (TestServer::start().await, TestServer::start().await);
-    let m = metrics();
-    let cfg = am_config(vec![a.url.clone(), format!("{}/prefix/", b.url)]);
-    let sink = AlertmanagerSink::new(&cfg, quick(3), m.clone()).unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    for alert in [firing("r1", KEY), firing("r2", KEY), resolved("r1", KEY)] {
-        tx.try_send(SinkMsg::Alert(Arc::new(alert))).unwrap();
-    }
-    drop(tx);
-    // Everything queued is posted before the sink ends.
-    sink.run(rx).await;
-    assert_eq!(a.received()[0].path, "/api/v2/alerts");
-    assert_eq!(b.received()[0].path, "/prefix/api/v2/alerts");
-    let posts = posted(&a);
-    assert_eq!(posts, posted(&b));
-    assert_eq!(posts.len(), 1, "{posts:?}");
-    let [r1, r2] = &posts[0][..] else {
-        panic!("{posts:?}")
-    };
-    // r1 fired and resolved: posted once, resolved, from when it fired to its quiet window's end.
-    assert_eq!(r1["labels"]["alertname"], "r1");
-    assert_eq!((time(&r1["startsAt"]), time(&r1["endsAt"])), (T, T + 600));
-    assert_eq!(r2["labels"]["alertname"], "r2");
-    assert_eq!(time(&r2["startsAt"]), T);
-    let ends = time(&r2["endsAt"]);
-    assert!((now() + 239..=now() + 241).contains(&ends), "{ends}");
-    assert_eq!(r2["annotations"]["summary"], "r2 summary");
-    for sink in ["alertmanager[0]", "alertmanager[1]"] {
-        assert_eq!(delivered(&m, sink, "ok"), 2, "{sink}");
-    }
+/// (alertname, key, still active) of each alert of a POST.
+fn summary(post: &[serde_json::Value]) -> Vec<(String, String, bool)> {
+    post.iter()
+        .map(|a| {
+            let s = |k: &str| a["labels"][k].as_str().unwrap().to_string();
+            (s("alertname"), s("key"), time(&a["endsAt"]) > now())
+        })
+        .collect()
+}
+
+fn abc(rule: &str, key: &str, active: bool) -> (String, String, bool) {
+    (rule.to_string(), key.to_string(), active)
 }
 
 #[tokio::test]
-async fn alertmanager_gets_the_firing_set_again_and_what_a_reload_ends() {
+async fn alertmanager_gets_firing_alerts_at_once_and_resolutions_once_they_fired_long_enough() {
+    let server = TestServer::start().await;
+    let m = metrics();
+    let mut cfg = am_config(vec![format!("{}/prefix/", server.url)]);
+    cfg.keep_firing_for_secs = 0;
+    let (mut sink, outbox) = am_sink(&cfg, &m);
+    // r1 fires and resolves at once, as while a backlog is worked off.
+    let batch = deliveries(
+        &outbox,
+        0,
+        &[firing("r1", KEY), firing("r2", KEY), resolved("r1", KEY)],
+    );
+    sink.take(batch).await;
+    sink.resolve_due().await;
+    assert_eq!(server.received()[0].path, "/prefix/api/v2/alerts");
+    let posts = posted(&server);
+    // r1 is posted firing first, so that Alertmanager notifies it, and resolved after.
+    assert_eq!(
+        posts.iter().map(|p| summary(p)).collect::<Vec<_>>(),
+        [
+            vec![abc("r1", KEY, true), abc("r2", KEY, true)],
+            vec![abc("r1", KEY, false)]
+        ]
+    );
+    let [r1, r2] = &posts[0][..] else {
+        panic!("{posts:?}")
+    };
+    assert_eq!(time(&r1["startsAt"]), T);
+    let ends = time(&r2["endsAt"]);
+    assert!((now() + 239..=now() + 241).contains(&ends), "{ends}");
+    assert_eq!(r2["annotations"]["summary"], "r2 summary");
+    // The resolution ends when its quiet window ended (event time).
+    let r1 = &posts[1][0];
+    assert_eq!(
+        (time(&r1["startsAt"]), time(&r1["endsAt"])),
+        (T + 300, T + 600)
+    );
+    assert_eq!(delivered(&m, "alertmanager[0]", "ok"), 3);
+    assert_eq!(outbox.len(), 0, "everything delivered is settled");
+}
+
+#[tokio::test]
+async fn a_held_resolution_is_re_sent_as_firing_and_stays_in_the_outbox() {
+    let server = TestServer::start().await;
+    let m = metrics();
+    let (mut sink, outbox) = am_sink(&am_config(vec![server.url.clone()]), &m);
+    let batch = deliveries(&outbox, 0, &[firing("r1", KEY), resolved("r1", KEY)]);
+    sink.take(batch).await;
+    sink.resolve_due().await;
+    // The engine no longer has r1 firing; r2 fires.
+    let (_tx, board) = firing_set(&[firing("r2", KEY)]);
+    sink.resend(&board).await;
+    let posts: Vec<_> = posted(&server).iter().map(|p| summary(p)).collect();
+    assert_eq!(
+        posts,
+        [
+            vec![abc("r1", KEY, true)],
+            vec![abc("r2", KEY, true), abc("r1", KEY, true)]
+        ]
+    );
+    // The resolution waits keep_firing_for_secs (10 minutes) in the outbox.
+    let held: Vec<serde_json::Value> = outbox
+        .undelivered()
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (&held[0]["rule"], &held[0]["state"]),
+        (&"r1".into(), &"resolved".into())
+    );
+}
+
+#[tokio::test]
+async fn re_sends_come_from_the_firing_set_so_a_lost_resolution_ends_by_itself() {
     let server = TestServer::start().await;
     let m = metrics();
     let mut cfg = am_config(vec![server.url.clone()]);
     cfg.max_alerts_per_post = 2;
-    let mut sink = AlertmanagerSink::new(&cfg, quick(1), m.clone()).unwrap();
-    let mut changed = BTreeMap::new();
-    for k in ["k1", "k2", "k3"] {
-        sink.apply(SinkMsg::Alert(Arc::new(firing("r", k))), &mut changed);
-    }
-    sink.apply(SinkMsg::Alert(Arc::new(resolved("r", "k3"))), &mut changed);
-    assert_eq!(changed.len(), 3);
-    sink.resend().await;
-    // Two firing alerts, at most two per POST: one POST.
-    let posts = posted(&server);
-    assert_eq!(posts.len(), 1);
-    let keys: Vec<&str> = posts[0]
+    let (mut sink, outbox) = am_sink(&cfg, &m);
+    let batch = deliveries(
+        &outbox,
+        0,
+        &[firing("r", "k1"), firing("r", "k2"), firing("r", "k3")],
+    );
+    sink.take(batch).await;
+    assert_eq!(posted(&server).len(), 2, "at most two alerts per POST");
+    // k1's resolution never reached the sink (its queue was full, say), k3's is held, and the
+    // engine says k2 and k4 fire: k1 is not re-sent, so Alertmanager ends it by itself.
+    let batch = deliveries(&outbox, 3, &[resolved("r", "k3")]);
+    sink.take(batch).await;
+    let (_tx, board) = firing_set(&[firing("r", "k2"), firing("r", "k4")]);
+    sink.resend(&board).await;
+    let resent: Vec<_> = posted(&server)[2..]
         .iter()
-        .map(|a| a["labels"]["key"].as_str().unwrap())
+        .flat_map(|p| summary(p))
         .collect();
-    assert_eq!(keys, ["k1", "k2"]);
-
-    // After a reload the engine says k2 and k4 fire: k1 is resolved now, k2 and k4 posted.
-    let snapshot: Vec<serde_json::Value> = ["k2", "k4"]
-        .iter()
-        .map(|k| serde_json::to_value(firing("r", k)).unwrap())
-        .collect();
-    let mut changed = BTreeMap::new();
-    sink.apply(SinkMsg::Firing(Arc::new(snapshot)), &mut changed);
-    let changed: Vec<AmAlert> = changed.into_values().collect();
-    sink.post(&changed).await;
-    let posts = posted(&server);
-    assert_eq!(posts.len(), 3, "two POSTs of at most two alerts: {posts:?}");
-    let alerts: Vec<&serde_json::Value> = posts[1..].iter().flatten().collect();
-    let state: Vec<(&str, bool)> = alerts
-        .iter()
-        .map(|a| {
-            let ended = time(&a["endsAt"]) <= now();
-            (a["labels"]["key"].as_str().unwrap(), ended)
-        })
-        .collect();
-    assert_eq!(state, [("k1", true), ("k2", false), ("k4", false)]);
-    sink.resend().await;
-    let last = posted(&server).pop().unwrap();
-    assert_eq!(last.len(), 2);
-    assert_eq!(delivered(&m, "alertmanager[0]", "ok"), 2 + 3 + 2);
+    assert_eq!(
+        resent,
+        [
+            abc("r", "k2", true),
+            abc("r", "k4", true),
+            abc("r", "k3", true)
+        ]
+    );
+    assert_eq!(delivered(&m, "alertmanager[0]", "ok"), 3 + 3);
 }
 
 #[tokio::test]
-async fn a_dead_alertmanager_is_counted_and_the_other_still_gets_alerts() {
-    let live = TestServer::start().await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+async fn a_hanging_alertmanager_holds_back_only_itself() {
+    let (hanging, live) = (TestServer::start().await, TestServer::start().await);
+    hanging.answer(&[Answer::Hang; 8]);
     let m = metrics();
-    let sink = AlertmanagerSink::new(
-        &am_config(vec![dead, live.url.clone()]),
-        quick(3),
-        m.clone(),
-    )
-    .unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    tx.try_send(SinkMsg::Alert(Arc::new(firing("r", KEY))))
-        .unwrap();
-    drop(tx);
-    sink.run(rx).await;
-    assert_eq!(posted(&live).len(), 1);
-    assert_eq!(delivered(&m, "alertmanager[0]", "retried"), 2);
-    assert_eq!(delivered(&m, "alertmanager[0]", "failed"), 1);
-    assert_eq!(delivered(&m, "alertmanager[1]", "ok"), 1);
-    assert_eq!(delivered(&m, "alertmanager[1]", "failed"), 0);
+    let mut am = am_config(vec![hanging.url.clone(), live.url.clone()]);
+    am.timeout_secs = 300;
+    let cfg = AlertsConfig {
+        jsonl: None,
+        alertmanager: Some(am),
+        ..AlertsConfig::default()
+    };
+    let (_tx, board) = firing_set(&[]);
+    let (mut sinks, tasks) = start(&cfg, board, m.clone()).unwrap();
+    for key in ["k1", "k2", "k3"] {
+        sinks.publish(&firing("r", key));
+        let n = live.received().len();
+        let got = tokio::time::timeout(Duration::from_secs(20), async {
+            while live.received().len() == n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(got.is_ok(), "the live Alertmanager did not get {key}");
+    }
+    // The hanging one took the first POST and still waits for its answer.
+    assert_eq!(hanging.received().len(), 1);
+    assert_eq!(delivered(&m, "alertmanager[1]", "ok"), 3);
+    assert_eq!(
+        m.alert_queue_depth
+            .with_label_values(&["alertmanager[0]"])
+            .get(),
+        3
+    );
+    drop(sinks);
+    tasks.finish(Duration::from_millis(100)).await;
 }
 
 #[tokio::test]
@@ -454,10 +553,11 @@ async fn shutdown_delivers_what_is_queued() {
         webhooks: vec![WebhookConfig::new(&server.url)],
         ..AlertsConfig::default()
     };
-    let (mut sinks, tasks) = start(&cfg, m.clone()).unwrap();
+    let (_tx, board) = firing_set(&[]);
+    let (mut sinks, tasks) = start(&cfg, board, m.clone()).unwrap();
     let alerts = [firing("r", "k1"), firing("r", "k2"), resolved("r", "k1")];
     for a in &alerts {
-        sinks.publish(a.clone());
+        sinks.publish(a);
     }
     drop(sinks);
     tasks.finish(Duration::from_secs(10)).await;
@@ -490,9 +590,43 @@ fn an_unwritable_alerts_file_stops_the_start() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let e = start(&cfg, metrics()).err().unwrap();
+    let (_tx, board) = firing_set(&[]);
+    let e = start(&cfg, board, metrics()).err().unwrap();
     assert!(
         e.to_string().starts_with("cannot open the alerts file "),
         "{e}"
     );
+}
+
+#[test]
+fn undelivered_alerts_are_handed_back_to_their_sinks_after_a_restart() {
+    let m = metrics();
+    let (mut sinks, mut rx, _outbox) = Sinks::with_queue(m.clone(), 8);
+    sinks.publish(&firing("r", "k1"));
+    sinks.publish(&resolved("r", "k1"));
+    let saved = sinks.undelivered();
+    assert_eq!(saved.len(), 1);
+    let want: Vec<String> = saved[0]
+        .alerts
+        .iter()
+        .map(|a| a.get().to_string())
+        .collect();
+    assert_eq!(
+        want,
+        [firing("r", "k1").to_json(), resolved("r", "k1").to_json()]
+    );
+
+    // The next run: the same sink gets them again, in order; a sink no longer configured loses
+    // its own, counted.
+    let (mut next, mut next_rx, next_outbox) = Sinks::with_queue(m.clone(), 8);
+    let mut gone = saved.clone();
+    gone[0].sink = "webhook[7]".into();
+    next.redeliver(saved.into_iter().chain(gone).collect());
+    let got: Vec<String> = std::iter::from_fn(|| next_rx.try_recv().ok())
+        .map(|d| d.json.to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(next_outbox.len(), 2);
+    assert_eq!(delivered(&m, "webhook[7]", "dropped"), 2);
+    while rx.try_recv().is_ok() {}
 }

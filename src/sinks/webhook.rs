@@ -13,8 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{error, warn};
 
 use super::http::HttpClient;
-use super::{count, Outcome, SinkError, SinkMsg};
-use crate::alerts::Alert;
+use super::{count, Delivery, Outbox, Outcome, SinkError};
 use crate::config::{Secret, WebhookConfig};
 use crate::metrics::Metrics;
 use crate::retry::{with_retries, RetryPolicy};
@@ -47,6 +46,8 @@ pub(super) struct Webhook {
     /// The headers every POST carries (the bearer token).
     headers: HeaderMap,
     policy: RetryPolicy,
+    /// Holds each alert until it is delivered or given up.
+    outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
 }
 
@@ -55,6 +56,7 @@ impl Webhook {
         name: String,
         cfg: &WebhookConfig,
         policy: RetryPolicy,
+        outbox: Arc<Outbox>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, SinkError> {
         let fail = |message: String| SinkError::Http {
@@ -80,26 +82,23 @@ impl Webhook {
             secret: cfg.secret.clone(),
             headers,
             policy,
+            outbox,
             metrics,
         })
     }
 
-    /// Delivers alerts one at a time, in order, until the queue closes and is empty.
-    pub(super) async fn run(self, mut rx: mpsc::Receiver<SinkMsg>) {
-        while let Some(msg) = rx.recv().await {
-            if let SinkMsg::Alert(a) = msg {
-                self.deliver(&a).await;
-            }
-            self.metrics
-                .alert_queue_depth
-                .with_label_values(&[&self.name])
-                .set(rx.len() as i64);
+    /// Delivers alerts one at a time, in order, until the queue closes and is empty; each is
+    /// settled in the outbox once delivered or given up.
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<Delivery>) {
+        while let Some(d) = rx.recv().await {
+            self.deliver(&d.json).await;
+            self.outbox.settle(d.seq);
         }
     }
 
-    /// POSTs one alert with retries; whether it was delivered.
-    pub(super) async fn deliver(&self, a: &Alert) -> bool {
-        let body = Bytes::from(a.to_json());
+    /// POSTs one alert (alert-schema JSON) with retries; whether it was delivered.
+    pub(super) async fn deliver(&self, json: &str) -> bool {
+        let body = Bytes::copy_from_slice(json.as_bytes());
         let mut headers = self.headers.clone();
         if let Some(s) = &self.secret {
             if let Ok(v) = HeaderValue::try_from(signature(s.expose().as_bytes(), &body)) {
@@ -122,7 +121,7 @@ impl Webhook {
             }
             Err(error) => {
                 count(&self.metrics, &self.name, Outcome::Failed, 1);
-                error!(sink = %self.name, url = %self.uri, rule = %a.rule, state = ?a.state, %error, "webhook did not take the alert; it is lost for this webhook");
+                error!(sink = %self.name, url = %self.uri, alert = %json, %error, "webhook did not take the alert; it is lost for this webhook");
                 false
             }
         }

@@ -218,15 +218,15 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
     let cases: Vec<(&str, String, String)> = vec![
         (
             "newer version",
-            r#"{"format":"kmswatch.state","version":3,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
+            r#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
                 .into(),
-            format!("state format version 3 is not supported by {WRITTEN_BY} (expects 2); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
+            format!("state format version 4 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
         ),
         (
             "older version",
             r#"{"format":"kmswatch.state","version":1,"written_by":"kmswatch 0.1.0","totals":{}}"#
                 .into(),
-            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 2); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
+            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
         ),
         (
             "a summary file",
@@ -270,8 +270,8 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
             "newer version" => matches!(
                 err,
                 StateError::Incompatible {
-                    found: 3,
-                    expected: 2,
+                    found: 4,
+                    expected: 3,
                     ..
                 }
             ),
@@ -279,7 +279,7 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
                 err,
                 StateError::Incompatible {
                     found: 1,
-                    expected: 2,
+                    expected: 3,
                     ..
                 }
             ),
@@ -307,4 +307,33 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
         err.to_string(),
         format!("{}: state file does not exist", missing.display())
     );
+}
+
+#[test]
+fn the_outbox_is_saved_exactly_and_a_version_2_file_reads_with_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = saved_state(dir.path());
+    let text = String::from_utf8(bytes).unwrap();
+    // Nothing undelivered: no outbox field, as a version 2 file.
+    assert!(!text.contains("\"outbox\""));
+    let v2 = text.replacen(&format!("\"version\":{VERSION}"), "\"version\":2", 1);
+    fs::write(&path, &v2).unwrap();
+    let mut state = load(&path).unwrap();
+    assert!(state.outbox.is_empty());
+
+    // An alert as a sink would deliver it, key order and spacing kept.
+    let alert = r#"{"schema":"kmswatch.alert/v1","rule":"r","state":"firing","value":1.5}"#;
+    state.outbox = vec![SinkOutbox {
+        sink: "webhook[0]".into(),
+        alerts: vec![serde_json::value::RawValue::from_string(alert.into()).unwrap()],
+    }];
+    save(&path, &state).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(&format!(
+        "{{\"format\":\"kmswatch.state\",\"version\":{VERSION},"
+    )));
+    let back = load(&path).unwrap();
+    assert_eq!(back.outbox.len(), 1);
+    assert_eq!(back.outbox[0].sink, "webhook[0]");
+    assert_eq!(back.outbox[0].alerts[0].get(), alert);
 }

@@ -22,6 +22,38 @@ impl Alertmanager {
     /// Starts Alertmanager with its state in `dir`, sending every alert group (one per alert, at
     /// once, resolved ones too) to `webhook`.
     pub fn start(dir: &Path, webhook: &str) -> Alertmanager {
+        Alertmanager::start_on(dir, webhook, free_port())
+    }
+
+    /// [`Alertmanager::start`] on `port` of 127.0.0.1.
+    pub fn start_on(dir: &Path, webhook: &str, port: u16) -> Alertmanager {
+        Alertmanager::start_routed(dir, webhook, "['...']", 1, port)
+    }
+
+    /// Starts Alertmanager grouping alerts by rule (`alertname`), as a real route would: an
+    /// alert joining a group that was notified already is notified at the group's next flush,
+    /// `group_interval_secs` later, only if it still fires then.
+    pub fn start_grouped_by_rule(
+        dir: &Path,
+        webhook: &str,
+        group_interval_secs: u64,
+    ) -> Alertmanager {
+        Alertmanager::start_routed(
+            dir,
+            webhook,
+            "['alertname']",
+            group_interval_secs,
+            free_port(),
+        )
+    }
+
+    fn start_routed(
+        dir: &Path,
+        webhook: &str,
+        group_by: &str,
+        group_interval_secs: u64,
+        port: u16,
+    ) -> Alertmanager {
         let found = Command::new(BINARY)
             .arg("--version")
             .stdout(Stdio::null())
@@ -36,13 +68,12 @@ impl Alertmanager {
         std::fs::write(
             &config,
             format!(
-                "route:\n  receiver: test\n  group_by: ['...']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+                "route:\n  receiver: test\n  group_by: {group_by}\n  group_wait: 1s\n  group_interval: {group_interval_secs}s\n  repeat_interval: 1h\n\
                  receivers:\n  - name: test\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n"
             ),
         )
         .unwrap();
         let storage = dir.join("alertmanager-data");
-        let port = free_port();
         let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
         let child = Command::new(BINARY)
             .arg(format!("--config.file={}", config.display()))

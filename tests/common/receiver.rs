@@ -35,13 +35,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
+        Receiver::start_on(0)
+    }
+
+    /// A receiver on `port` of 127.0.0.1 (0: any free port).
+    pub fn start_on(port: u16) -> Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log = Log::default();
@@ -68,4 +73,25 @@ async fn record(State(log): State<Log>, req: Request) -> &'static str {
         body,
     });
     "ok"
+}
+
+/// A target that accepts connections and never answers (a hung Alertmanager): every connection
+/// is held open, unread, until the test process ends.
+pub struct Silent {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.extend(conn.ok());
+            }
+        });
+        Silent { url }
+    }
 }

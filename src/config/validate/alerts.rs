@@ -162,6 +162,12 @@ impl Validator<'_, '_> {
             1..=3600,
         );
         self.int(
+            &mut c.keep_firing_for_secs,
+            &format!("{t}.keep_firing_for_secs"),
+            &m.keep_firing_for_secs,
+            0..=86_400,
+        );
+        self.int(
             &mut c.timeout_secs,
             &format!("{t}.timeout_secs"),
             &m.timeout_secs,
