@@ -184,6 +184,8 @@ pub struct MetricsConfig {
     pub max_label_values: usize,
     /// Series kept per metric.
     pub max_series: usize,
+    /// Half-life of the recent volume that decides which label values keep a series.
+    pub label_decay_secs: i64,
 }
 
 impl Default for MetricsConfig {
@@ -191,6 +193,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             max_label_values: 200,
             max_series: 20_000,
+            label_decay_secs: 3600,
         }
     }
 }

@@ -150,6 +150,8 @@ pub(super) struct RawMetrics {
     pub max_label_values: Field<i64>,
     /// Series per metric.
     pub max_series: Field<i64>,
+    /// Half-life of the recent volume deciding which label values keep a series, in seconds.
+    pub label_decay_secs: Field<i64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]

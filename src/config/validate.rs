@@ -324,6 +324,14 @@ impl Validator<'_, '_> {
         let (m, _) = table(&raw.metrics);
         int!(self, "metrics", m, c.metrics, max_label_values, LIMIT);
         int!(self, "metrics", m, c.metrics, max_series, LIMIT);
+        int!(
+            self,
+            "metrics",
+            m,
+            c.metrics,
+            label_decay_secs,
+            1..=MAX_SPAN_SECS
+        );
 
         self.alerts(&mut c.alerts, &raw.alerts);
 

@@ -165,7 +165,7 @@ impl Fold {
                         self.metrics.late_events.inc();
                     }
                     let key = self.engine.catalog().resolve(call.key.as_ref());
-                    self.metrics.kms_call(call, key.as_deref());
+                    self.metrics.kms_call(call, key.as_deref(), now);
                     self.metrics
                         .event_lag
                         .observe((now - call.time).max(0) as f64);

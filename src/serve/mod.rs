@@ -108,6 +108,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new(LabelLimits {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
+        label_decay_secs: cfg.metrics.label_decay_secs,
     }));
     let board = Arc::new(AlertBoard::default());
     let (mut sinks, sink_tasks) = sinks::start(&cfg.alerts, board.subscribe(), metrics.clone())?;

@@ -7,6 +7,8 @@
 //! overflowing labels, retried AWS calls, save and reload results) its series start at 0, so that
 //! `rate()` and `increase()` see the first event and dashboards show a flat line, not "no data".
 
+mod admission;
+
 use std::cell::RefCell;
 use std::sync::Mutex;
 
@@ -27,6 +29,8 @@ pub struct LabelLimits {
     pub max_label_values: usize,
     /// Distinct label combinations kept; later combinations are reported with every label `other`.
     pub max_series: usize,
+    /// Recent volume, which decides the values kept, halves every this many seconds.
+    pub label_decay_secs: i64,
 }
 
 impl Default for LabelLimits {
@@ -34,6 +38,7 @@ impl Default for LabelLimits {
         LabelLimits {
             max_label_values: 200,
             max_series: 20_000,
+            label_decay_secs: 3600,
         }
     }
 }
@@ -44,36 +49,64 @@ pub const OVERFLOW_VALUE: &str = "other";
 /// The business labels of KMS usage, in the order of `kmswatch_kms_calls_total`'s labels.
 pub const USAGE_LABELS: [&str; 5] = ["key", "principal", "service", "operation", "outcome"];
 
-/// Remembers which label values and combinations are admitted; everything past a cap folds into
+/// Decides which label values and combinations have series of their own: per label the values
+/// with the most recent volume (`admission`), not the first seen; everything else folds into
 /// [`OVERFLOW_VALUE`] and is counted in `kmswatch_label_overflow_total`.
 struct Capper {
     limits: LabelLimits,
-    values: [Set<Box<str>>; 5],
+    values: [admission::Admission; 5],
     series: Set<[Box<str>; 5]>,
+}
+
+/// What one call's labels came to.
+struct Admitted {
+    labels: [Box<str>; 5],
+    /// Labels whose value folded into `other`, and `series` when the combination did.
+    overflowed: Vec<&'static str>,
+    /// Labels whose value lost its place to this call's value.
+    evicted: Vec<&'static str>,
+    /// Series of evicted values, to drop from the exposition.
+    removed: Vec<[Box<str>; 5]>,
 }
 
 impl Capper {
     fn new(limits: LabelLimits) -> Self {
         Capper {
             limits,
-            values: Default::default(),
+            values: std::array::from_fn(|_| {
+                admission::Admission::new(limits.max_label_values, limits.label_decay_secs)
+            }),
             series: Set::default(),
         }
     }
 
-    /// The label values to record `values` under, and which labels overflowed.
-    fn admit(&mut self, values: [&str; 5], overflowed: &mut Vec<&'static str>) -> [Box<str>; 5] {
+    /// The label values to record `values` under at wall-clock second `now`.
+    fn admit(&mut self, values: [&str; 5], now: i64) -> Admitted {
         let mut out: [Box<str>; 5] = Default::default();
+        let mut overflowed = Vec::new();
+        let mut evicted = Vec::new();
+        let mut removed = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            let set = &mut self.values[i];
-            out[i] = if set.contains(*v) {
-                (*v).into()
-            } else if set.len() < self.limits.max_label_values {
-                set.insert((*v).into());
-                (*v).into()
-            } else {
-                overflowed.push(USAGE_LABELS[i]);
-                OVERFLOW_VALUE.into()
+            out[i] = match self.values[i].observe(v, now) {
+                admission::Admitted::Yes => (*v).into(),
+                admission::Admitted::Replacing(old) => {
+                    evicted.push(USAGE_LABELS[i]);
+                    let gone: Vec<[Box<str>; 5]> = self
+                        .series
+                        .iter()
+                        .filter(|s| s[i] == old)
+                        .cloned()
+                        .collect();
+                    for s in &gone {
+                        self.series.remove(s);
+                    }
+                    removed.extend(gone);
+                    (*v).into()
+                }
+                admission::Admitted::No => {
+                    overflowed.push(USAGE_LABELS[i]);
+                    OVERFLOW_VALUE.into()
+                }
             };
         }
         if !self.series.contains(&out) {
@@ -84,7 +117,12 @@ impl Capper {
                 out = std::array::from_fn(|_| Box::<str>::from(OVERFLOW_VALUE));
             }
         }
-        out
+        Admitted {
+            labels: out,
+            overflowed,
+            evicted,
+            removed,
+        }
     }
 }
 
@@ -118,6 +156,8 @@ pub struct Metrics {
     pub future_events: IntCounter,
     pub kms_calls: IntCounterVec,
     pub label_overflow: IntCounterVec,
+    /// Label values that lost their series to a value with more recent volume, by label.
+    pub label_evictions: IntCounterVec,
     pub event_lag: Histogram,
     pub object_processing: Histogram,
     pub watermark: IntGauge,
@@ -243,6 +283,7 @@ impl Metrics {
             future_events: counter(&r, "kmswatch_future_events_total", "KMS events later than their object's delivery time or the clock (+ engine.future_skew_secs): not folded."),
             kms_calls: counter_vec(&r, "kmswatch_kms_calls_total", "Distinct KMS calls by key, principal, calling service, operation and outcome (capped labels fold into \"other\").", &USAGE_LABELS),
             label_overflow: counter_vec(&r, "kmswatch_label_overflow_total", "KMS calls recorded under \"other\" because a label or series cap was reached, by label.", &["label"]),
+            label_evictions: counter_vec(&r, "kmswatch_label_evictions_total", "Label values whose series was dropped for a value with more recent volume (metrics.max_label_values), by label.", &["label"]),
             event_lag: histogram(&r, "kmswatch_event_lag_seconds", "Time from a KMS event to its being folded into state.", vec![60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0]),
             object_processing: histogram(&r, "kmswatch_object_processing_seconds", "Time to fetch and decode one log object.", vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             watermark: gauge(&r, "kmswatch_watermark_timestamp_seconds", "The engine's watermark: windows ending before it are closed."),
@@ -264,6 +305,9 @@ impl Metrics {
         for label in USAGE_LABELS.iter().chain(&["series"]) {
             m.label_overflow.with_label_values(&[label]);
         }
+        for label in USAGE_LABELS {
+            m.label_evictions.with_label_values(&[label]);
+        }
         for (service, operation) in AWS_CALLS {
             m.aws_retries.with_label_values(&[service, operation]);
         }
@@ -280,9 +324,10 @@ impl Metrics {
     }
 
     /// Counts one distinct KMS call under its (capped) labels; `key` is the resolved key.
-    pub fn kms_call(&self, call: &KmsCall, key: Option<&str>) {
-        let mut overflowed = Vec::new();
-        let labels = {
+    /// Counts one folded call; `now` (wall-clock seconds) ages the recent volume that decides
+    /// which label values keep a series.
+    pub fn kms_call(&self, call: &KmsCall, key: Option<&str>, now: i64) {
+        let a = {
             let mut capper = self.capper.lock().unwrap_or_else(|e| e.into_inner());
             capper.admit(
                 [
@@ -292,13 +337,20 @@ impl Metrics {
                     &call.operation,
                     call.outcome(),
                 ],
-                &mut overflowed,
+                now,
             )
         };
-        let refs: [&str; 5] = std::array::from_fn(|i| &*labels[i]);
+        for gone in &a.removed {
+            let refs: [&str; 5] = std::array::from_fn(|i| &*gone[i]);
+            let _ = self.kms_calls.remove_label_values(&refs);
+        }
+        let refs: [&str; 5] = std::array::from_fn(|i| &*a.labels[i]);
         self.kms_calls.with_label_values(&refs).inc();
-        for l in overflowed {
+        for l in a.overflowed {
             self.label_overflow.with_label_values(&[l]).inc();
+        }
+        for l in a.evicted {
+            self.label_evictions.with_label_values(&[l]).inc();
         }
     }
 
@@ -356,17 +408,24 @@ mod tests {
     use super::*;
 
     fn admit(c: &mut Capper, v: [&str; 5]) -> (Vec<String>, Vec<&'static str>) {
-        let mut over = Vec::new();
-        let out = c.admit(v, &mut over);
-        (out.iter().map(|s| s.to_string()).collect(), over)
+        let a = c.admit(v, 0);
+        (
+            a.labels.iter().map(|s| s.to_string()).collect(),
+            a.overflowed,
+        )
+    }
+
+    fn limits(max_label_values: usize, max_series: usize) -> LabelLimits {
+        LabelLimits {
+            max_label_values,
+            max_series,
+            ..LabelLimits::default()
+        }
     }
 
     #[test]
     fn values_past_the_cap_fold_into_other() {
-        let mut c = Capper::new(LabelLimits {
-            max_label_values: 2,
-            max_series: 100,
-        });
+        let mut c = Capper::new(limits(2, 100));
         let (a, o) = admit(&mut c, ["k1", "p1", "s3", "Decrypt", "ok"]);
         assert_eq!(a, ["k1", "p1", "s3", "Decrypt", "ok"]);
         assert!(o.is_empty());
@@ -381,10 +440,7 @@ mod tests {
 
     #[test]
     fn series_past_the_cap_fold_into_all_other() {
-        let mut c = Capper::new(LabelLimits {
-            max_label_values: 100,
-            max_series: 2,
-        });
+        let mut c = Capper::new(limits(100, 2));
         admit(&mut c, ["k1", "p1", "s3", "Decrypt", "ok"]);
         admit(&mut c, ["k1", "p2", "s3", "Decrypt", "ok"]);
         let (a, o) = admit(&mut c, ["k1", "p3", "s3", "Decrypt", "ok"]);
@@ -393,6 +449,41 @@ mod tests {
         let (a, o) = admit(&mut c, ["k1", "p2", "s3", "Decrypt", "ok"]);
         assert_eq!(a[1], "p2");
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_busy_principal_takes_the_place_of_early_junk_and_its_series_is_exported() {
+        let m = Metrics::new(limits(3, 1000));
+        let call = |principal: &str| {
+            let mut c = crate::rules::test_support::decrypt("arn:key/k", principal);
+            c.principal = principal.into();
+            c
+        };
+        // Junk fills every place first.
+        for junk in ["junk-1", "junk-2", "junk-3"] {
+            m.kms_call(&call(junk), Some("arn:key/k"), 0);
+        }
+        for _ in 0..5 {
+            m.kms_call(&call("arn:aws:iam::1:role/app"), Some("arn:key/k"), 0);
+        }
+        let text = m.render();
+        assert!(
+            text.contains("principal=\"arn:aws:iam::1:role/app\""),
+            "the busy principal has its own series:\n{text}"
+        );
+        let junk = ["junk-1", "junk-2", "junk-3"]
+            .iter()
+            .filter(|j| text.contains(&format!("principal=\"{j}\"")))
+            .count();
+        assert_eq!(junk, 2, "one junk series was dropped for it:\n{text}");
+        assert!(
+            text.contains("kmswatch_label_evictions_total{label=\"principal\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kmswatch_label_overflow_total{label=\"principal\"} 2"),
+            "{text}"
+        );
     }
 
     #[test]
