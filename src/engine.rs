@@ -78,6 +78,8 @@ pub struct Engine {
     watermark: Option<i64>,
     /// Events of the current object after this are future events ([`Engine::begin_object`]).
     time_limit: Option<i64>,
+    /// The watermark does not pass this while set ([`Engine::cap_watermark`]).
+    watermark_cap: Option<i64>,
     /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
     /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
@@ -110,6 +112,7 @@ impl Engine {
             max_event_time: None,
             watermark: None,
             time_limit: None,
+            watermark_cap: None,
             inventory,
             firing: BTreeMap::new(),
             config,
@@ -168,6 +171,12 @@ impl Engine {
     /// allowed lateness, closing the windows it passes.
     pub fn end_object(&mut self, out: &mut Vec<Alert>) {
         self.time_limit = None;
+        self.advance_on_event_time(out);
+    }
+
+    /// Moves the watermark to the latest event time minus the allowed lateness, as far as the cap
+    /// allows; the live driver calls it between objects when a cap is lifted.
+    pub fn advance_on_event_time(&mut self, out: &mut Vec<Alert>) {
         if let Some(m) = self.max_event_time {
             self.advance_to(m - self.config.allowed_lateness_secs, out);
         }
@@ -176,6 +185,9 @@ impl Engine {
     /// Moves the watermark forward to `watermark` (never back). The live driver calls this with
     /// wall-clock time minus the allowed lateness, so windows close without new traffic.
     pub fn advance_to(&mut self, watermark: i64, out: &mut Vec<Alert>) {
+        let watermark = self
+            .watermark_cap
+            .map_or(watermark, |cap| watermark.min(cap));
         if self.watermark.is_some_and(|w| w >= watermark) {
             return;
         }
@@ -183,6 +195,13 @@ impl Engine {
         self.dedupe
             .evict_before(watermark.saturating_sub(self.config.dedupe_horizon_secs));
         self.close_until(|_| watermark, out);
+    }
+
+    /// Holds the watermark at or below `cap` (never moving it back); `None` lifts the hold. The
+    /// live service holds it while older work is known to be outstanding (messages received but
+    /// not folded, messages in flight before a restart), so that work is not judged late.
+    pub fn cap_watermark(&mut self, cap: Option<i64>) {
+        self.watermark_cap = cap;
     }
 
     /// End of input (replay): closes every window holding an event, and checks `unused` rules up

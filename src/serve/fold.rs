@@ -18,7 +18,7 @@ use crate::sinks::Sinks;
 use crate::sources::ObjectRef;
 use crate::state;
 
-use super::inflight::Msg;
+use super::inflight::{Inflight, Msg};
 use super::{Ack, FoldItem, ObjectOutcome};
 
 /// Where and how often state is saved.
@@ -37,6 +37,24 @@ pub struct Fold {
     /// Close windows on the wall clock (`now - allowed lateness`), not only on event time.
     pub wall_clock: bool,
     pub acks: mpsc::Sender<Ack>,
+    /// Messages in flight: the watermark does not pass the objects of those not yet folded.
+    pub inflight: Arc<Inflight>,
+    /// After a restart with messages in flight from before it: the watermark stays at the
+    /// restored one until this Unix second (those messages come back within their visibility
+    /// timeout, and their calls must not be judged late).
+    pub restart_hold: Option<RestartHold>,
+}
+
+/// The delivery time in an object's CloudTrail file name.
+fn delivery_time(object: &ObjectRef) -> Option<i64> {
+    crate::sources::parse_log_name(&object.to_string()).and_then(|n| n.delivered)
+}
+
+/// Holds the watermark after a restart ([`Fold::restart_hold`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RestartHold {
+    pub watermark: i64,
+    pub until: i64,
 }
 
 impl Fold {
@@ -60,6 +78,7 @@ impl Fold {
                     static OBJECTS: AtomicU64 = AtomicU64::new(0);
                     super::supervise::fault_point("fold", &OBJECTS);
                     self.object(&msg, &object, outcome, &mut alerts);
+                    msg.object_done(delivery_time(&object));
                     if msg.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                         match msg.failure() {
                             Some(reason) => self.ack(Ack::Release(msg, reason)),
@@ -68,6 +87,9 @@ impl Fold {
                     }
                 }
                 FoldItem::Tick { now, caught_up } => {
+                    // A hold lifted since the last object lets the watermark catch up now.
+                    self.hold_watermark(now);
+                    self.engine.advance_on_event_time(&mut alerts);
                     if self.wall_clock && caught_up {
                         let w = now - self.engine.config().allowed_lateness_secs;
                         self.engine.advance_to(w, &mut alerts);
@@ -124,6 +146,28 @@ impl Fold {
         self.engine
     }
 
+    /// Caps the watermark at the oldest outstanding work: the objects of messages received but
+    /// not yet folded (by their delivery time, less the allowed lateness) and, for a while after a
+    /// restart, the restored watermark.
+    fn hold_watermark(&mut self, now: i64) {
+        let lateness = self.engine.config().allowed_lateness_secs;
+        let pending = self
+            .inflight
+            .unfolded_floor()
+            .map(|d| d.saturating_sub(lateness));
+        let restart = match self.restart_hold {
+            Some(h) if now < h.until => Some(h.watermark),
+            Some(_) => {
+                info!("restart hold over: the watermark follows event time again");
+                self.restart_hold = None;
+                None
+            }
+            None => None,
+        };
+        self.engine
+            .cap_watermark(pending.into_iter().chain(restart).min());
+    }
+
     fn object(
         &mut self,
         msg: &Msg,
@@ -148,8 +192,7 @@ impl Fold {
         }
         let now = super::now_ms() / 1000;
         // No event can be later than the object's delivery (its name) or than now.
-        let delivered =
-            crate::sources::parse_log_name(&object.to_string()).and_then(|n| n.delivered);
+        let delivered = delivery_time(object);
         self.engine
             .begin_object(Some(delivered.map_or(now, |d| d.min(now))));
         let mut future = 0u64;
@@ -172,6 +215,7 @@ impl Fold {
                 }
             }
         }
+        self.hold_watermark(now);
         self.engine.end_object(alerts);
         if future > 0 {
             warn!(message_id = %msg.id, object = %object, events = future,
@@ -253,6 +297,8 @@ mod tests {
             checkpoint,
             wall_clock,
             acks,
+            inflight: Arc::new(Inflight::default()),
+            restart_hold: None,
         };
         (f, rx)
     }
@@ -267,6 +313,7 @@ mod tests {
                 receive_count: 1,
             },
             1,
+            Vec::new(),
             0,
         );
         let calls = (0..2)
@@ -327,6 +374,57 @@ mod tests {
             let case = format!("wall_clock = {wall_clock}, caught_up = {caught_up}");
             assert_eq!(fired, u64::from(closes), "{case}");
             assert_eq!(board.firing().len(), usize::from(closes), "{case}");
+        }
+    }
+
+    #[test]
+    fn the_watermark_waits_for_older_messages_received_but_not_folded() {
+        let (mut f, _acks) = fold(None, false);
+        let inflight = Arc::new(Inflight::default());
+        f.inflight = inflight.clone();
+        // An older message (delivered at T0 + 600) is received and still being fetched.
+        let older = Received {
+            id: "older".into(),
+            receipt: "r-older".into(),
+            body: String::new(),
+            sent_at_ms: None,
+            receive_count: 1,
+        };
+        inflight.register(&older, 1, vec![T0 + 600], 0);
+        let (tx, rx) = mpsc::channel(16);
+        // A newer object an hour later would move the watermark to T0 + 3600 - 900.
+        tx.try_send(object(&inflight, "newer", 1, T0 + 3600))
+            .unwrap();
+        drop(tx);
+        let engine = f.run(rx);
+        assert_eq!(
+            engine.watermark(),
+            Some(T0 + 600 - 900),
+            "held for the older message"
+        );
+        assert_eq!(engine.max_event_time(), Some(T0 + 3600));
+    }
+
+    #[test]
+    fn a_restart_hold_keeps_the_restored_watermark_until_it_ends() {
+        for (until, want) in [(i64::MAX, T0 - 5_000), (0, T0 + 3600 - 900)] {
+            let (mut f, _acks) = fold(None, false);
+            f.engine.cap_watermark(None);
+            f.restart_hold = Some(RestartHold {
+                watermark: T0 - 5_000,
+                until,
+            });
+            let inflight = Inflight::default();
+            let (tx, rx) = mpsc::channel(16);
+            tx.try_send(object(&inflight, "m", 1, T0 + 3600)).unwrap();
+            tx.try_send(FoldItem::Tick {
+                now: T0 + 3600,
+                caught_up: true,
+            })
+            .unwrap();
+            drop(tx);
+            let engine = f.run(rx);
+            assert_eq!(engine.watermark(), Some(want), "hold until {until}");
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Msg {
     pub extended_at: AtomicI64,
     /// Unix seconds of the receive: extensions stop `max_visibility_extension_secs` after it.
     pub received_at: i64,
+    /// The delivery times (from the CloudTrail file names) of its objects not yet folded, where
+    /// the name has one: their events are at most the usual delivery delay older.
+    pub unfolded_deliveries: Mutex<Vec<i64>>,
 }
 
 impl Msg {
@@ -39,6 +42,26 @@ impl Msg {
     pub fn failure(&self) -> Option<&'static str> {
         *self.failed.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// One of its objects, delivered at `delivered`, is folded (or failed).
+    pub fn object_done(&self, delivered: Option<i64>) {
+        let Some(d) = delivered else { return };
+        let mut v = self
+            .unfolded_deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = v.iter().position(|&x| x == d) {
+            v.swap_remove(i);
+        }
+    }
+
+    fn earliest_unfolded(&self) -> Option<i64> {
+        let v = self
+            .unfolded_deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        v.iter().copied().min()
+    }
 }
 
 /// Every message in flight, for visibility extension, gauges and shutdown.
@@ -49,7 +72,13 @@ pub struct Inflight {
 }
 
 impl Inflight {
-    pub fn register(&self, m: &Received, objects: usize, now: i64) -> Arc<Msg> {
+    pub fn register(
+        &self,
+        m: &Received,
+        objects: usize,
+        deliveries: Vec<i64>,
+        now: i64,
+    ) -> Arc<Msg> {
         let msg = Arc::new(Msg {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             id: m.id.clone(),
@@ -59,6 +88,7 @@ impl Inflight {
             failed: Mutex::new(None),
             extended_at: AtomicI64::new(now),
             received_at: now,
+            unfolded_deliveries: Mutex::new(deliveries),
         });
         self.lock().insert(msg.seq, msg.clone());
         msg
@@ -84,6 +114,20 @@ impl Inflight {
             .values()
             .filter(|m| m.remaining.load(Ordering::Acquire) > 0)
             .count()
+    }
+
+    /// The earliest delivery time of the objects received and not yet folded (those of messages
+    /// let go after `max_visibility_extension_secs` excepted): the watermark should not pass
+    /// their events.
+    pub fn unfolded_floor(&self) -> Option<i64> {
+        self.lock()
+            .values()
+            .filter(|m| {
+                m.remaining.load(Ordering::Acquire) > 0
+                    && m.extended_at.load(Ordering::Relaxed) != i64::MAX
+            })
+            .filter_map(|m| m.earliest_unfolded())
+            .min()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map<u64, Arc<Msg>>> {
@@ -200,8 +244,8 @@ mod tests {
     #[test]
     fn oldest_age_and_extension_due() {
         let f = Inflight::default();
-        let a = f.register(&received("a", Some(10_000)), 1, 100);
-        f.register(&received("b", Some(40_000)), 1, 130);
+        let a = f.register(&received("a", Some(10_000)), 1, Vec::new(), 100);
+        f.register(&received("b", Some(40_000)), 1, Vec::new(), 130);
         assert_eq!(f.oldest_age_secs(70_000), 60);
         let ids = |v: &[Arc<Msg>]| v.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
         let (due, abandoned) = f.due_for_extension(110, 0);
@@ -214,8 +258,8 @@ mod tests {
     #[test]
     fn a_message_held_too_long_is_let_go_once() {
         let f = Inflight::default();
-        f.register(&received("old", None), 1, 100);
-        f.register(&received("new", None), 1, 200);
+        f.register(&received("old", None), 1, Vec::new(), 100);
+        f.register(&received("new", None), 1, Vec::new(), 200);
         let ids = |v: &[Arc<Msg>]| v.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
         // Both due; "old" was received before 150: let go.
         let (due, abandoned) = f.due_for_extension(300, 150);
@@ -229,7 +273,7 @@ mod tests {
     #[test]
     fn the_first_failure_is_kept() {
         let f = Inflight::default();
-        let m = f.register(&received("a", None), 2, 0);
+        let m = f.register(&received("a", None), 2, Vec::new(), 0);
         m.fail("not_found");
         m.fail("too_large");
         assert_eq!(m.failure(), Some("not_found"));

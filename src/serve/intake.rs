@@ -16,7 +16,7 @@ use crate::server::Readiness;
 use crate::sources::notify::{parse_notification, Notification};
 use crate::sources::s3::fetch_object;
 use crate::sources::sqs::{Queue, Received};
-use crate::sources::{classify, ObjectRef};
+use crate::sources::{classify, parse_log_name, ObjectRef};
 
 use super::inflight::{Inflight, Msg};
 use super::{Ack, FoldItem, ObjectOutcome};
@@ -125,21 +125,21 @@ fn triage(r: &Receiving, m: &Received) -> Triage {
     let (objects, shape) = match parse_notification(&m.body) {
         Ok(Notification::Test) => {
             info!(message_id = %m.id, "s3:TestEvent; deleting it");
-            let msg = r.inflight.register(m, 0, now);
+            let msg = r.inflight.register(m, 0, Vec::new(), now);
             return Triage::Ack(Ack::Delete(vec![msg], "test_event"));
         }
         Ok(Notification::Objects { objects, shape, .. }) => (objects, shape),
         Err(error) => {
             warn!(message_id = %m.id, receive_count = m.receive_count, %error,
                 "message is not a CloudTrail log notification; left for the dead-letter queue");
-            let msg = r.inflight.register(m, 0, now);
+            let msg = r.inflight.register(m, 0, Vec::new(), now);
             return Triage::Ack(Ack::Release(msg, error.kind()));
         }
     };
     if let Some(bad) = objects.iter().find(|o| !r.buckets.contains(&o.bucket)) {
         warn!(message_id = %m.id, bucket = %bad.bucket, key = %bad.key,
             "message names a bucket outside source.buckets; nothing of it is fetched, left for the dead-letter queue");
-        let msg = r.inflight.register(m, 0, now);
+        let msg = r.inflight.register(m, 0, Vec::new(), now);
         return Triage::Ack(Ack::Release(msg, "bucket_not_allowed"));
     }
     let mut read = Vec::new();
@@ -156,7 +156,11 @@ fn triage(r: &Receiving, m: &Received) -> Triage {
         }
     }
     debug!(message_id = %m.id, shape = shape.as_str(), objects = read.len(), "notification");
-    let msg = r.inflight.register(m, read.len(), now);
+    let deliveries = read
+        .iter()
+        .filter_map(|(_, key)| parse_log_name(key).and_then(|n| n.delivered))
+        .collect();
+    let msg = r.inflight.register(m, read.len(), deliveries, now);
     if read.is_empty() {
         Triage::Ack(Ack::Delete(vec![msg], "nothing_to_read"))
     } else {

@@ -101,6 +101,50 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// After a restart from saved state: messages the queue reports in flight (received before the
+/// restart, by the process that stopped) come back once their visibility timeout ends. Until then,
+/// plus a margin, the watermark stays at the restored one, so their calls are not judged late
+/// when the restarted service folds newer messages first. Nothing is held without a restored
+/// watermark or with nothing in flight; an unanswered query holds for the full time.
+async fn restart_hold(
+    queue: &Queue,
+    engine: &crate::engine::Engine,
+    src: &crate::config::SourceConfig,
+    metrics: &Metrics,
+) -> Option<fold::RestartHold> {
+    let watermark = engine.watermark()?;
+    let in_flight = queue
+        .in_flight(|_, _| {
+            metrics
+                .aws_retries
+                .with_label_values(&["sqs", "get_queue_attributes"])
+                .inc();
+        })
+        .await;
+    let secs = i64::from(src.visibility_timeout_secs) + RESTART_HOLD_MARGIN_SECS;
+    match in_flight {
+        Ok(0) => None,
+        Ok(n) => {
+            info!(in_flight = n, hold_secs = secs, "messages in flight from before the restart: holding the watermark until they are back");
+            Some(fold::RestartHold {
+                watermark,
+                until: now_ms() / 1000 + secs,
+            })
+        }
+        Err(error) => {
+            warn!(%error, hold_secs = secs, "could not ask the queue for messages in flight; holding the watermark as if there were some");
+            Some(fold::RestartHold {
+                watermark,
+                until: now_ms() / 1000 + secs,
+            })
+        }
+    }
+}
+
+/// How much longer than the visibility timeout the watermark is held after a restart: time to
+/// receive the messages that come back.
+const RESTART_HOLD_MARGIN_SECS: i64 = 30;
+
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let rules = load_rules(&cfg)?;
@@ -133,6 +177,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     };
     let queue = Queue::new(sqs, src.queue_url.clone(), policy);
     let inflight = Arc::new(Inflight::default());
+    let restart_hold = restart_hold(&queue, &engine, src, &metrics).await;
 
     // Shutdown in stages: `stop_intake` ends the receive loops; `abort` ends unfinished fetches at
     // the deadline; `stop_rest` ends the visibility keeper and the HTTP server last.
@@ -313,6 +358,8 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         }),
         wall_clock: src.close_windows_on_wall_clock,
         acks: ack_tx.clone(),
+        inflight: inflight.clone(),
+        restart_hold,
     };
     let folder = sup.watch(
         "fold",

@@ -83,6 +83,31 @@ impl Queue {
         .await
     }
 
+    /// Messages received by some consumer and not yet deleted or visible again
+    /// (`ApproximateNumberOfMessagesNotVisible`).
+    pub async fn in_flight(&self, on_retry: impl FnMut(u32, &AwsError)) -> Result<u64, AwsError> {
+        with_retries(
+            &self.policy,
+            || async {
+                let out = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(&self.url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .map_err(from_sdk)?;
+                Ok(out
+                    .attributes()
+                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0))
+            },
+            on_retry,
+        )
+        .await
+    }
+
     /// One long-poll receive (not retried here: the receive loop simply polls again after a pause).
     pub async fn receive(
         &self,
