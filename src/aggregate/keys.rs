@@ -63,7 +63,7 @@ impl KeyCatalog {
                 if self.aliases.len() < self.max_aliases || self.aliases.contains_key(alias) {
                     self.aliases.insert(alias.clone(), key.clone());
                 } else {
-                    self.aliases_overflow += 1;
+                    self.aliases_overflow = self.aliases_overflow.saturating_add(1);
                 }
             }
             Some(KeyEffect::AliasDeleted { alias }) => {
@@ -74,7 +74,7 @@ impl KeyCatalog {
         let Some(key) = key else { return };
         if !self.keys.contains_key(key) {
             if self.keys.len() >= self.max_keys {
-                self.keys_overflow += 1;
+                self.keys_overflow = self.keys_overflow.saturating_add(1);
                 return;
             }
             let info = KeyInfo {
@@ -101,7 +101,7 @@ impl KeyCatalog {
             return;
         }
         if self.keys.len() >= self.max_keys {
-            self.keys_overflow += 1;
+            self.keys_overflow = self.keys_overflow.saturating_add(1);
             return;
         }
         self.keys.insert(

@@ -109,7 +109,7 @@ impl EventState {
             let Some(key) = key else { return };
             match self.first_use(key, &call.principal) {
                 None => {
-                    counters.overflow += 1;
+                    counters.overflow = counters.overflow.saturating_add(1);
                     return;
                 }
                 Some(false) => return,
@@ -129,13 +129,13 @@ impl EventState {
         self.next_start = Some(self.next_start.map_or(window, |n| n.min(window)));
         group_key(&rule.group_by, call, key, &mut self.buf);
         if let Some(f) = self.firing.get_mut(self.buf.as_str()) {
-            f.count += 1;
+            f.count = f.count.saturating_add(1);
             f.last_window = f.last_window.max(window);
             keep_id(&mut f.ids, &call.event_id);
             return;
         }
         if self.firing.len() >= self.limits.max_groups_per_rule {
-            counters.overflow += 1;
+            counters.overflow = counters.overflow.saturating_add(1);
             return;
         }
         let outcome = match &call.error_code {

@@ -49,8 +49,10 @@ impl EvalCounters {
     fn tally(&mut self, alerts: &[Alert]) {
         for a in alerts {
             match a.state {
-                AlertState::Firing => self.alerts_firing += 1,
-                AlertState::Resolved => self.alerts_resolved += 1,
+                AlertState::Firing => self.alerts_firing = self.alerts_firing.saturating_add(1),
+                AlertState::Resolved => {
+                    self.alerts_resolved = self.alerts_resolved.saturating_add(1)
+                }
             }
         }
     }

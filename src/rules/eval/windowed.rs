@@ -156,14 +156,16 @@ impl WindowedState {
             watermark,
         ) {
             Ok(cell) => cell,
-            Err(Rejected::Late) => return counters.late += 1,
-            Err(Rejected::Overflow) => return counters.overflow += 1,
+            Err(Rejected::Late) => return counters.late = counters.late.saturating_add(1),
+            Err(Rejected::Overflow) => {
+                return counters.overflow = counters.overflow.saturating_add(1)
+            }
         };
         if numerator {
-            cell.count += 1;
+            cell.count = cell.count.saturating_add(1);
             keep_id(&mut cell.ids, &call.event_id);
         } else {
-            cell.other += 1;
+            cell.other = cell.other.saturating_add(1);
         }
     }
 
