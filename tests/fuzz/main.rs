@@ -85,7 +85,7 @@ fn decode_input(case: &DecodeCase) -> (Vec<u8>, Option<Vec<u8>>) {
     let seed = case.seed.get(objects);
     let json_donors: Vec<&[u8]> = objects.iter().map(|o| o.json.as_slice()).collect();
     let (head, tail) = case.ops.split_at(case.ops.len() / 2);
-    let mutated_tree = || {
+    let mutated_tree = |ops: &[Op]| {
         // A window of at most 8 of the seed's records keeps the tree (and the case) small.
         let mut v = seed.value.clone();
         if let Some(Value::Array(records)) = v.get_mut("Records") {
@@ -94,7 +94,7 @@ fn decode_input(case: &DecodeCase) -> (Vec<u8>, Option<Vec<u8>>) {
             *records = window;
         }
         let donors: Vec<&Value> = objects.iter().map(|o| &o.value).collect();
-        mutate::tree(&mut v, &case.ops, &donors);
+        mutate::tree(&mut v, ops, &donors);
         serde_json::to_vec(&v).expect("a JSON tree serialises")
     };
     let mutated_bytes = |from: &[u8], ops: &[Op]| {
@@ -110,11 +110,8 @@ fn decode_input(case: &DecodeCase) -> (Vec<u8>, Option<Vec<u8>>) {
             return (gz, None);
         }
         1 | 2 => mutated_bytes(&seed.json, &case.ops),
-        3 | 4 => mutated_tree(),
-        _ => {
-            let _ = head;
-            mutated_bytes(&mutated_tree(), tail)
-        }
+        3 | 4 => mutated_tree(&case.ops),
+        _ => mutated_bytes(&mutated_tree(head), tail),
     };
     match case.mode % 6 {
         2 | 4 => (gzip(&json), Some(json)),
@@ -906,4 +903,69 @@ fn regression_counts_at_the_maximum_saturate() {
         keys.values().all(|k| k["calls"].as_u64() == Some(u64::MAX)),
         "key call counts saturate"
     );
+}
+
+/// `state` with `field` set to `t` in every rule state that has it.
+fn rule_times_at(state: &[u8], field: &str, t: i64) -> Vec<u8> {
+    fn set(v: &mut Value, field: &str, t: i64) {
+        match v {
+            Value::Object(o) => o.iter_mut().for_each(|(k, c)| {
+                if k == field {
+                    *c = t.into();
+                } else {
+                    set(c, field, t);
+                }
+            }),
+            Value::Array(a) => a.iter_mut().for_each(|c| set(c, field, t)),
+            _ => {}
+        }
+    }
+    let mut v: Value = serde_json::from_slice(&mutate::protect_big_integers(state)).expect("JSON");
+    set(&mut v["rules"], field, t);
+    mutate::unprotect_big_integers(&serde_json::to_vec(&v).expect("JSON"))
+}
+
+/// Found by fuzzing: a state file whose rule windows close near `i64::MAX` restored, and closing
+/// the next window overflowed (`aggregate::windows`). Times beyond any event time are now an
+/// inconsistent state, named, at restore; so are a watermark and latest event time beyond them.
+#[test]
+fn regression_a_state_time_beyond_any_event_time_is_inconsistent() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("state.json");
+    let seed = &seeds::states()[1];
+    let restore = |bytes: Vec<u8>| {
+        std::fs::write(&path, bytes).expect("write");
+        let st = state::load(&path).expect("a state with odd times loads");
+        Engine::restore(EngineConfig::default(), seeds::shipped_rules().clone(), st)
+    };
+    let mut v: Value = serde_json::from_slice(&mutate::protect_big_integers(seed)).expect("JSON");
+    v["watermark"] = (i64::MAX - 299).into();
+    let cases = [
+        (
+            rule_times_at(seed, "closed_before", i64::MAX - 299),
+            "windows.closed_before is 9223372036854775508",
+        ),
+        (
+            rule_times_at(seed, "next_start", i64::MIN + 1),
+            "next_start is -9223372036854775807",
+        ),
+        (
+            mutate::unprotect_big_integers(&serde_json::to_vec(&v).expect("JSON")),
+            "watermark is 9223372036854775508",
+        ),
+    ];
+    for (bytes, want) in cases {
+        match restore(bytes) {
+            Err(e @ StateError::Inconsistent { .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with(&path.display().to_string()), "{text}");
+                assert!(text.contains(want), "{text}");
+            }
+            Err(e) => panic!("{want}: another error: {e}"),
+            Ok(_) => panic!("{want}: restored"),
+        }
+    }
+    // The sentinel "since the start" stays valid, and so do times within the bound.
+    let fine = rule_times_at(seed, "closed_before", 1 << 39);
+    assert!(restore(fine).is_ok());
 }

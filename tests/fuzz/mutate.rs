@@ -256,10 +256,17 @@ fn nth_ref(v: &Value, i: usize) -> &Value {
     go(v, &mut i).expect("node index below the count")
 }
 
+/// Arrays are grown only in trees of fewer nodes than this.
+const MAX_GROWN_ITEMS: usize = 100_000;
+
+/// The most bytes one edit grows a string to.
+const MAX_GROWN_BYTES: usize = 300 * 1024;
+
 /// Applies tree edits to `v`; `donors` are other seeds' trees to take subtrees from.
 pub fn tree(v: &mut Value, ops: &[Op], donors: &[&Value]) {
     for op in ops {
-        let at = op.at as usize % count(v);
+        let nodes = count(v);
+        let at = op.at as usize % nodes;
         let donor = || {
             let d = donors.get(op.pick as usize % donors.len().max(1))?;
             Some(nth_ref(d, op.len as usize % count(d)).clone())
@@ -332,13 +339,19 @@ pub fn tree(v: &mut Value, ops: &[Op], donors: &[&Value]) {
                     *node = d;
                 }
             }
+            // Growth is capped: repeated edits of one node must not multiply without bound.
             _ => match node {
-                Value::Array(a) if !a.is_empty() => {
+                Value::Array(a) if !a.is_empty() && nodes < MAX_GROWN_ITEMS => {
                     let c = a[op.pick as usize % a.len()].clone();
                     let times = op.len as usize % 64;
                     a.extend(std::iter::repeat_n(c, times));
                 }
-                Value::String(s) => *s = s.repeat(op.len as usize % 512 + 1),
+                Value::String(s) if !s.is_empty() => {
+                    let times = (op.len as usize % 512 + 1)
+                        .min(MAX_GROWN_BYTES / s.len())
+                        .max(1);
+                    *s = s.repeat(times);
+                }
                 _ => *node = interesting(op.pick),
             },
         }

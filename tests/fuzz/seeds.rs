@@ -22,7 +22,8 @@ pub struct Object {
     pub value: Value,
 }
 
-/// Event names whose smallest sample object is a seed: the incidents behind the shipped rules.
+/// Strings (event names, an error code, a caller) whose smallest sample object is a seed: the
+/// incidents behind the shipped rules.
 const EVENTS: &[&str] = &[
     "CreateKey",
     "ScheduleKeyDeletion",

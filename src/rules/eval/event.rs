@@ -9,7 +9,7 @@ use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, check_time_or_start, format_rfc3339};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +63,18 @@ impl EventState {
     pub(super) fn adopt_config(&mut self, fresh: &Self) {
         self.len = fresh.len;
         self.limits = fresh.limits;
+    }
+
+    /// After loading from a state file: every time held is one arithmetic can use.
+    pub(super) fn check_times(&self) -> Result<(), String> {
+        if let Some(t) = self.next_start {
+            check_time("next_start", t)?;
+        }
+        check_time_or_start("watch_from", self.watch_from)?;
+        self.firing.values().try_for_each(|f| {
+            check_time("firing.first_window", f.first_window)?;
+            check_time("firing.last_window", f.last_window)
+        })
     }
 
     /// Entries over a limit of `limits`, as (limit, entries held).

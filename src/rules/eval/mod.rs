@@ -159,6 +159,12 @@ impl RuleEval {
     /// of this rule's kind (possible only in an edited file).
     pub(crate) fn resume(&mut self, saved: SavedRule) -> Result<(), String> {
         let mut state = saved.state;
+        let times = match &state {
+            State::Windowed(s) => s.check_times(),
+            State::Event(s) => s.check_times(),
+            State::Unused(s) => s.check_times(),
+        };
+        times.map_err(|problem| format!("rule \"{}\": {problem}", self.rule.id))?;
         match (&mut state, &self.state) {
             (State::Windowed(s), State::Windowed(fresh)) => s.adopt_config(fresh),
             (State::Event(s), State::Event(fresh)) => s.adopt_config(fresh),

@@ -14,7 +14,7 @@ use crate::aggregate::{Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, format_rfc3339};
 
 /// What one group accumulates in one window.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -109,6 +109,17 @@ impl WindowedState {
     pub(super) fn adopt_config(&mut self, fresh: &Self) {
         self.windows.restore_len(fresh.windows.len_secs());
         self.limits = fresh.limits;
+    }
+
+    /// After loading from a state file: every time held is one arithmetic can use.
+    pub(super) fn check_times(&self) -> Result<(), String> {
+        self.windows.check_times()?;
+        self.firing
+            .values()
+            .try_for_each(|&t| check_time("the window an alert began firing in", t))?;
+        self.history
+            .values()
+            .try_for_each(|h| check_time("history.last", h.last))
     }
 
     /// Entries over a limit of `limits`, as (limit, entries held).
