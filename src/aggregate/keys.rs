@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::check_time;
 use crate::Map;
 
 use crate::decode::{KeyEffect, KeyRef, KmsCall};
@@ -36,6 +37,15 @@ pub struct KeyCatalog {
 }
 
 impl KeyCatalog {
+    /// After loading from a state file: every key's first and last sighting is a time the rules
+    /// can do arithmetic on.
+    pub(crate) fn check_times(&self) -> Result<(), String> {
+        self.keys.iter().try_for_each(|(key, info)| {
+            check_time(&format!("key {key} first_seen"), info.first_seen)?;
+            check_time(&format!("key {key} last_seen"), info.last_seen)
+        })
+    }
+
     pub fn new(max_keys: usize, max_aliases: usize) -> Self {
         KeyCatalog {
             keys: Map::default(),

@@ -140,14 +140,14 @@ impl Engine {
             firing,
             ..
         } = state;
-        for (what, t) in [("watermark", watermark), ("max_event_time", max_event_time)] {
-            if let Some(t) = t {
-                check_time(what, t).map_err(|problem| StateError::Inconsistent {
-                    path: path.clone(),
-                    problem,
-                })?;
-            }
-        }
+        let times = [("watermark", watermark), ("max_event_time", max_event_time)]
+            .into_iter()
+            .try_for_each(|(what, t)| t.map_or(Ok(()), |t| check_time(what, t)))
+            .and_then(|()| catalog.check_times());
+        times.map_err(|problem| StateError::Inconsistent {
+            path: path.clone(),
+            problem,
+        })?;
         let mut over = Vec::new();
         let mut exceeded = |limit, rule: Option<&str>, held, configured| {
             over.push(LimitExceeded {

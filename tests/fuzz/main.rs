@@ -965,7 +965,38 @@ fn regression_a_state_time_beyond_any_event_time_is_inconsistent() {
             Ok(_) => panic!("{want}: restored"),
         }
     }
-    // The sentinel "since the start" stays valid, and so do times within the bound.
-    let fine = rule_times_at(seed, "closed_before", 1 << 39);
-    assert!(restore(fine).is_ok());
+    // Found by the round trip (seed 104): a key first seen at i64::MIN restored, and the engine's
+    // own next state did not; the key's times are now checked at restore too.
+    let text = String::from_utf8(seed.clone()).expect("UTF-8");
+    let at = text
+        .find("\"first_seen\":")
+        .expect("a key in the catalogue");
+    let comma = at + text[at..].find(',').expect("more fields");
+    let early = format!(
+        "{}\"first_seen\":{}{}",
+        &text[..at],
+        i64::MIN,
+        &text[comma..]
+    );
+    match restore(early.into_bytes()) {
+        Err(e @ StateError::Inconsistent { .. }) => {
+            assert!(
+                e.to_string().contains("first_seen is -9223372036854775808"),
+                "{e}"
+            )
+        }
+        other => panic!("a key first seen at i64::MIN: {:?}", other.map(|_| ())),
+    }
+    // The sentinels ("since the start", "nothing due") stay valid, and so do times within the
+    // bound.
+    for (field, t) in [
+        ("closed_before", 1 << 39),
+        ("next_due", i64::MAX),
+        ("next_due", i64::MIN),
+    ] {
+        assert!(
+            restore(rule_times_at(seed, field, t)).is_ok(),
+            "{field} {t}"
+        );
+    }
 }

@@ -49,7 +49,9 @@ impl History {
         let (mean, stddev) = if windows == 0 {
             (0.0, 0.0)
         } else {
-            let mean = self.counts.iter().sum::<u64>() as f64 / windows as f64;
+            // Saturating: a state file may hold any counts (found by fuzzing).
+            let total = self.counts.iter().fold(0u64, |t, &c| t.saturating_add(c));
+            let mean = total as f64 / windows as f64;
             let var = self
                 .counts
                 .iter()
@@ -392,6 +394,19 @@ mod tests {
     use super::super::test_support::*;
     use crate::alerts::AlertState::*;
     use crate::rules::model::RuleKind;
+
+    /// Found by fuzzing: a restored spike baseline whose counts sum past `u64::MAX` overflowed
+    /// while computing the mean.
+    #[test]
+    fn regression_a_baseline_of_huge_counts_does_not_overflow() {
+        let mut h = super::History {
+            last: 0,
+            counts: [u64::MAX, u64::MAX].into_iter().collect(),
+        };
+        let b = h.observe(300, 1, 300, 12);
+        assert_eq!(b.windows, 2);
+        assert_eq!(b.mean, u64::MAX as f64 / 2.0);
+    }
 
     fn threshold(min_count: u64) -> crate::rules::Rule {
         rule("t", RuleKind::Threshold { min_count }, &["key"])
