@@ -132,7 +132,7 @@ impl Engine {
             return Folded::Future;
         }
         if !self.dedupe.first_time(call.dedupe_id, call.time) {
-            self.counters.duplicates += 1;
+            self.counters.duplicates = self.counters.duplicates.saturating_add(1);
             return Folded::Duplicate;
         }
         for key in std::mem::take(&mut self.inventory) {
@@ -141,13 +141,13 @@ impl Engine {
         let key = self.catalog.resolve(call.key.as_ref());
         let key = key.as_deref();
         self.catalog.observe(call, key);
-        self.counters.kms_calls += 1;
+        self.counters.kms_calls = self.counters.kms_calls.saturating_add(1);
         let len = self.config.window_secs;
         let late = self
             .watermark
             .is_some_and(|w| window_start(call.time, len) + len <= w);
         if late {
-            self.counters.late += 1;
+            self.counters.late = self.counters.late.saturating_add(1);
         }
         self.totals.record(call, key);
         let before = out.len();
@@ -244,12 +244,12 @@ impl Engine {
             let id = (a.rule.clone(), a.group_id());
             match a.state {
                 AlertState::Firing => {
-                    self.counters.alerts_firing += 1;
+                    self.counters.alerts_firing = self.counters.alerts_firing.saturating_add(1);
                     let json = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
                     self.firing.insert(id, json);
                 }
                 AlertState::Resolved => {
-                    self.counters.alerts_resolved += 1;
+                    self.counters.alerts_resolved = self.counters.alerts_resolved.saturating_add(1);
                     self.firing.remove(&id);
                 }
             }

@@ -4,6 +4,30 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Parses `2026-03-02T00:12:03Z` (the CloudTrail form) fast, and any other RFC 3339 time slower.
+/// The farthest from 1970 a time held in engine state may be, in seconds (about 34,800 years):
+/// event times are years 0000 to 9999 (within ±2^38), and windows, lateness and horizons are at
+/// most a year, so arithmetic on times within this bound cannot overflow. A state file holding a
+/// time beyond it is inconsistent.
+pub const TIME_BOUND_SECS: i64 = 1 << 40;
+
+/// `Err` naming `what` when `t` is beyond [`TIME_BOUND_SECS`].
+pub fn check_time(what: &str, t: i64) -> Result<(), String> {
+    if t.unsigned_abs() > TIME_BOUND_SECS as u64 {
+        return Err(format!(
+            "{what} is {t}, which is no event time (beyond {TIME_BOUND_SECS} seconds of 1970)"
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_time`] for a time that may be `i64::MIN`, meaning "since the start".
+pub fn check_time_or_start(what: &str, t: i64) -> Result<(), String> {
+    if t == i64::MIN {
+        return Ok(());
+    }
+    check_time(what, t)
+}
+
 pub fn parse_event_time(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() == 20

@@ -59,7 +59,7 @@ impl Dedupe {
                 self.seen.remove(&id);
             }
         }
-        self.evicted_early += forgotten;
+        self.evicted_early = self.evicted_early.saturating_add(forgotten);
         forgotten
     }
 

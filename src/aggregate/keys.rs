@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::check_time;
 use crate::Map;
 
 use crate::decode::{KeyEffect, KeyRef, KmsCall};
@@ -47,6 +48,15 @@ pub struct KeyCatalog {
 }
 
 impl KeyCatalog {
+    /// After loading from a state file: every key's first and last sighting is a time the rules
+    /// can do arithmetic on.
+    pub(crate) fn check_times(&self) -> Result<(), String> {
+        self.keys.iter().try_for_each(|(key, info)| {
+            check_time(&format!("key {key} first_seen"), info.first_seen)?;
+            check_time(&format!("key {key} last_seen"), info.last_seen)
+        })
+    }
+
     pub fn new(max_keys: usize, max_aliases: usize) -> Self {
         KeyCatalog {
             keys: Map::default(),
@@ -74,7 +84,7 @@ impl KeyCatalog {
                 if self.aliases.len() < self.max_aliases || self.aliases.contains_key(alias) {
                     self.aliases.insert(alias.clone(), key.clone());
                 } else {
-                    self.aliases_overflow += 1;
+                    self.aliases_overflow = self.aliases_overflow.saturating_add(1);
                 }
             }
             Some(KeyEffect::AliasDeleted { alias }) => {
@@ -85,7 +95,7 @@ impl KeyCatalog {
         let Some(key) = key else { return };
         if !self.keys.contains_key(key) {
             if self.keys.len() >= self.max_keys {
-                self.keys_overflow += 1;
+                self.keys_overflow = self.keys_overflow.saturating_add(1);
                 return;
             }
             let info = KeyInfo {
@@ -117,7 +127,7 @@ impl KeyCatalog {
             return;
         }
         if self.keys.len() >= self.max_keys {
-            self.keys_overflow += 1;
+            self.keys_overflow = self.keys_overflow.saturating_add(1);
             return;
         }
         self.keys.insert(

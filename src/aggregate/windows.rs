@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::check_time;
 use crate::Map;
 
 /// Start of the window of length `len` that holds `t` (windows are aligned to the Unix epoch).
@@ -112,6 +113,16 @@ impl<C: Default> Windows<C> {
         let cells = self.open.remove(&start).unwrap_or_default();
         self.groups_in_open -= cells.len();
         Some((start, cells))
+    }
+
+    /// After loading from a state file: every window start is a time arithmetic can use.
+    pub(crate) fn check_times(&self) -> Result<(), String> {
+        if let Some(c) = self.closed_before {
+            check_time("windows.closed_before", c)?;
+        }
+        self.open
+            .keys()
+            .try_for_each(|&s| check_time("the start of an open window", s))
     }
 
     /// After loading from a state file: the window length, and the derived cell count.

@@ -7,6 +7,11 @@ use flate2::read::MultiGzDecoder;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The most memory reserved up front per compressed byte. CloudTrail logs compress 10 to 20 times;
+/// a stream that really expands more (deflate allows 1032 times) grows as it is read, but an
+/// object claiming more in its trailer cannot make the decoder reserve it before it is read.
+const MAX_RESERVED_RATIO: usize = 64;
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum GzipError {
     #[error("gzip stream ends early (truncated object)")]
@@ -26,14 +31,7 @@ pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, GzipE
         }
         return Ok(Cow::Borrowed(bytes));
     }
-    // ISIZE (the last four bytes) is the size mod 2^32 of the last member: a good first guess.
-    let hint = bytes
-        .len()
-        .checked_sub(4)
-        .and_then(|at| bytes.get(at..))
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(hint.clamp(bytes.len(), max_bytes.saturating_add(1)));
+    let mut out = Vec::with_capacity(reserve_for(bytes, max_bytes));
     let limit = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
@@ -44,6 +42,22 @@ pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, GzipE
         Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(GzipError::Truncated),
         Err(e) => Err(GzipError::Corrupt(e.to_string())),
     }
+}
+
+/// The capacity to start decompressing `bytes` into. ISIZE (the last four bytes) is the size mod
+/// 2^32 of the last member: a good first guess, but the object's own claim, so taken no larger
+/// than [`MAX_RESERVED_RATIO`] times the input, and never over the cap (which may be below the
+/// compressed size).
+fn reserve_for(bytes: &[u8], max_bytes: usize) -> usize {
+    let hint = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.get(at..))
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .unwrap_or(0);
+    hint.min(bytes.len().saturating_mul(MAX_RESERVED_RATIO))
+        .max(bytes.len())
+        .min(max_bytes.saturating_add(1))
 }
 
 #[cfg(test)]
@@ -93,6 +107,39 @@ mod tests {
         assert!(matches!(
             decompress(&bad, 1 << 20),
             Err(GzipError::Corrupt(_) | GzipError::Truncated)
+        ));
+    }
+
+    /// Found by fuzzing: a compressed object longer than `max_object_bytes` panicked (`clamp`
+    /// with its minimum over its maximum) instead of being read against the cap.
+    #[test]
+    fn regression_compressed_object_longer_than_the_cap() {
+        let data = br#"{"Records":[]}"#;
+        let object = gz(data);
+        assert!(object.len() > data.len() + 1);
+        for max in [0, 1, data.len() - 1] {
+            assert_eq!(
+                decompress(&object, max),
+                Err(GzipError::TooLarge { limit: max })
+            );
+        }
+        assert_eq!(&*decompress(&object, data.len()).unwrap(), data);
+    }
+
+    /// Found by fuzzing (the memory bound): the size in a gzip trailer (the object's own claim,
+    /// up to 4 GiB) was reserved up to `max_object_bytes` before reading, so a 20-byte object
+    /// reserved 512 MiB.
+    #[test]
+    fn regression_a_lying_size_trailer_reserves_little() {
+        let mut object = gz(b"[]");
+        let n = object.len();
+        assert_eq!(reserve_for(&object, 512 << 20), n, "an honest small hint");
+        object[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(reserve_for(&object, 512 << 20), n * MAX_RESERVED_RATIO);
+        assert_eq!(reserve_for(&object, 100), 101);
+        assert!(matches!(
+            decompress(&object, 512 << 20),
+            Err(GzipError::Corrupt(_))
         ));
     }
 

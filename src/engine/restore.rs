@@ -9,7 +9,7 @@ use crate::rules::{RuleSet, SavedRule};
 use crate::state::{
     EngineState, FiringAlert, LimitExceeded, SavedSettings, StateError, FORMAT, VERSION, WRITTEN_BY,
 };
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, format_rfc3339};
 
 /// Something restoring did that the operator should know about (the driver logs each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +141,14 @@ impl Engine {
             firing,
             ..
         } = state;
+        let times = [("watermark", watermark), ("max_event_time", max_event_time)]
+            .into_iter()
+            .try_for_each(|(what, t)| t.map_or(Ok(()), |t| check_time(what, t)))
+            .and_then(|()| catalog.check_times());
+        times.map_err(|problem| StateError::Inconsistent {
+            path: path.clone(),
+            problem,
+        })?;
         let mut over = Vec::new();
         let mut exceeded = |limit, rule: Option<&str>, held, configured| {
             over.push(LimitExceeded {

@@ -90,11 +90,13 @@ impl KeyFacts {
             }
             "RotateKeyOnDemand" | "RotateKey" => {
                 latest(&mut self.rotated, time);
-                self.rotations += 1;
+                self.rotations = self.rotations.saturating_add(1);
             }
-            "PutKeyPolicy" => self.policy_changes += 1,
-            "CreateGrant" => self.grants_created += 1,
-            "RetireGrant" | "RevokeGrant" => self.grants_removed += 1,
+            "PutKeyPolicy" => self.policy_changes = self.policy_changes.saturating_add(1),
+            "CreateGrant" => self.grants_created = self.grants_created.saturating_add(1),
+            "RetireGrant" | "RevokeGrant" => {
+                self.grants_removed = self.grants_removed.saturating_add(1)
+            }
             _ => {}
         }
     }

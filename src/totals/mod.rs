@@ -145,7 +145,7 @@ impl Totals {
         let crypto = call.class == OpClass::Crypto;
         if !self.keys.contains_key(key) {
             if self.keys.len() >= self.max_rows {
-                self.overflow += 1;
+                self.overflow = self.overflow.saturating_add(1);
             } else {
                 let t = KeyTotals {
                     first_seen: call.time,
@@ -156,10 +156,10 @@ impl Totals {
             }
         }
         if let Some(t) = self.keys.get_mut(key) {
-            t.calls += 1;
-            t.failures += u64::from(failed);
+            t.calls = t.calls.saturating_add(1);
+            t.failures = t.failures.saturating_add(u64::from(failed));
             match t.by_operation.get_mut(&*call.operation) {
-                Some(n) => *n += 1,
+                Some(n) => *n = n.saturating_add(1),
                 None => {
                     t.by_operation.insert(call.operation.clone(), 1);
                 }
@@ -167,9 +167,9 @@ impl Totals {
             t.first_seen = t.first_seen.min(call.time);
             t.last_seen = t.last_seen.max(call.time);
             if crypto {
-                t.crypto_calls += 1;
+                t.crypto_calls = t.crypto_calls.saturating_add(1);
             } else {
-                t.management_calls += 1;
+                t.management_calls = t.management_calls.saturating_add(1);
             }
             if !failed && crypto {
                 t.last_used = Some(t.last_used.map_or(call.time, |u| u.max(call.time)));
@@ -187,33 +187,38 @@ impl Totals {
                 c.first_seen = call.time;
                 c.last_seen = call.time;
             }
-            c.calls += 1;
-            c.failures += u64::from(failed);
-            c.by_source[call.service_source as usize] += 1;
+            c.calls = c.calls.saturating_add(1);
+            c.failures = c.failures.saturating_add(u64::from(failed));
+            c.by_source[call.service_source as usize] =
+                c.by_source[call.service_source as usize].saturating_add(1);
             c.first_seen = c.first_seen.min(call.time);
             c.last_seen = c.last_seen.max(call.time);
         });
         b.clear();
         let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.operation, call.outcome());
-        bump(&mut self.koo, b, max, overflow, |n| *n += 1);
+        bump(&mut self.koo, b, max, overflow, |n| {
+            *n = n.saturating_add(1)
+        });
         b.clear();
         let _ = write!(b, "{key}{SEP}{}", call.time.div_euclid(DAY_SECS));
         bump(&mut self.daily, b, max, overflow, |d| {
             if crypto {
-                d.crypto_calls += 1;
+                d.crypto_calls = d.crypto_calls.saturating_add(1);
             } else {
-                d.management_calls += 1;
+                d.management_calls = d.management_calls.saturating_add(1);
             }
-            d.failures += u64::from(failed);
+            d.failures = d.failures.saturating_add(u64::from(failed));
         });
         if let Some(alias) = alias_named(call, key) {
             b.clear();
             let _ = write!(b, "{}{SEP}{alias}", alias_target(call, key));
-            bump(&mut self.aliases, b, max, overflow, |n| *n += 1);
+            bump(&mut self.aliases, b, max, overflow, |n| {
+                *n = n.saturating_add(1)
+            });
         }
         if lifecycle_category(&call.operation).is_some() {
             if self.lifecycle.len() >= max {
-                *overflow += 1;
+                *overflow = overflow.saturating_add(1);
             } else {
                 self.lifecycle.push(LifecycleEvent::new(call, key));
             }
@@ -254,7 +259,7 @@ fn bump<V: Default>(
     if let Some(v) = map.get_mut(k) {
         f(v);
     } else if map.len() >= max {
-        *overflow += 1;
+        *overflow = overflow.saturating_add(1);
     } else {
         f(map.entry(k.into()).or_default());
     }

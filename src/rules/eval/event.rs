@@ -9,7 +9,7 @@ use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, check_time_or_start, format_rfc3339};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +65,18 @@ impl EventState {
         self.limits = fresh.limits;
     }
 
+    /// After loading from a state file: every time held is one arithmetic can use.
+    pub(super) fn check_times(&self) -> Result<(), String> {
+        if let Some(t) = self.next_start {
+            check_time("next_start", t)?;
+        }
+        check_time_or_start("watch_from", self.watch_from)?;
+        self.firing.values().try_for_each(|f| {
+            check_time("firing.first_window", f.first_window)?;
+            check_time("firing.last_window", f.last_window)
+        })
+    }
+
     /// Entries over a limit of `limits`, as (limit, entries held).
     pub(super) fn over_limits(&self, limits: &EvalLimits) -> Vec<(&'static str, usize)> {
         let mut over = Vec::new();
@@ -109,7 +121,7 @@ impl EventState {
             let Some(key) = key else { return };
             match self.first_use(key, &call.principal) {
                 None => {
-                    counters.overflow += 1;
+                    counters.overflow = counters.overflow.saturating_add(1);
                     return;
                 }
                 Some(false) => return,
@@ -129,13 +141,13 @@ impl EventState {
         self.next_start = Some(self.next_start.map_or(window, |n| n.min(window)));
         group_key(&rule.group_by, call, key, &mut self.buf);
         if let Some(f) = self.firing.get_mut(self.buf.as_str()) {
-            f.count += 1;
+            f.count = f.count.saturating_add(1);
             f.last_window = f.last_window.max(window);
             keep_id(&mut f.ids, &call.event_id);
             return;
         }
         if self.firing.len() >= self.limits.max_groups_per_rule {
-            counters.overflow += 1;
+            counters.overflow = counters.overflow.saturating_add(1);
             return;
         }
         let outcome = match &call.error_code {

@@ -49,8 +49,10 @@ impl EvalCounters {
     fn tally(&mut self, alerts: &[Alert]) {
         for a in alerts {
             match a.state {
-                AlertState::Firing => self.alerts_firing += 1,
-                AlertState::Resolved => self.alerts_resolved += 1,
+                AlertState::Firing => self.alerts_firing = self.alerts_firing.saturating_add(1),
+                AlertState::Resolved => {
+                    self.alerts_resolved = self.alerts_resolved.saturating_add(1)
+                }
             }
         }
     }
@@ -157,6 +159,12 @@ impl RuleEval {
     /// of this rule's kind (possible only in an edited file).
     pub(crate) fn resume(&mut self, saved: SavedRule) -> Result<(), String> {
         let mut state = saved.state;
+        let times = match &state {
+            State::Windowed(s) => s.check_times(),
+            State::Event(s) => s.check_times(),
+            State::Unused(s) => s.check_times(),
+        };
+        times.map_err(|problem| format!("rule \"{}\": {problem}", self.rule.id))?;
         match (&mut state, &self.state) {
             (State::Windowed(s), State::Windowed(fresh)) => s.adopt_config(fresh),
             (State::Event(s), State::Event(fresh)) => s.adopt_config(fresh),

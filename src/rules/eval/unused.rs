@@ -9,7 +9,7 @@ use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::{KeyEffect, KmsCall};
 use crate::rules::model::{Rule, RuleKind};
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, check_time_or_start, format_rfc3339};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +53,22 @@ impl UnusedState {
     /// settings).
     pub(super) fn adopt_config(&mut self, fresh: &Self) {
         self.len = fresh.len;
+    }
+
+    /// After loading from a state file: every time held is one arithmetic can use.
+    pub(super) fn check_times(&self) -> Result<(), String> {
+        if let Some(t) = self.next_boundary {
+            check_time("next_boundary", t)?;
+        }
+        // `next_due` is a bound (`i64::MIN` or `i64::MAX` when nothing is due), only compared and
+        // moved with saturating arithmetic: any value is safe.
+        check_time_or_start("watch_from", self.watch_from)?;
+        self.last_use
+            .values()
+            .try_for_each(|(t, _)| check_time("a key's last use", *t))?;
+        self.fired
+            .values()
+            .try_for_each(|&t| check_time("the time a fired key is idle since", t))
     }
 
     /// A fresh rule in a restored engine: watches from event time `t` on, checking at the next

@@ -14,7 +14,7 @@ use crate::aggregate::{Distinct, Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
 use crate::rules::model::{Rule, RuleKind};
-use crate::timefmt::format_rfc3339;
+use crate::timefmt::{check_time, format_rfc3339};
 
 /// What one group accumulates in one window.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -63,7 +63,9 @@ impl History {
         let (mean, stddev) = if windows == 0 {
             (0.0, 0.0)
         } else {
-            let mean = self.counts.iter().sum::<u64>() as f64 / windows as f64;
+            // Saturating: a state file may hold any counts (found by fuzzing).
+            let total = self.counts.iter().fold(0u64, |t, &c| t.saturating_add(c));
+            let mean = total as f64 / windows as f64;
             let var = self
                 .counts
                 .iter()
@@ -125,6 +127,17 @@ impl WindowedState {
         self.limits = fresh.limits;
     }
 
+    /// After loading from a state file: every time held is one arithmetic can use.
+    pub(super) fn check_times(&self) -> Result<(), String> {
+        self.windows.check_times()?;
+        self.firing
+            .values()
+            .try_for_each(|&t| check_time("the window an alert began firing in", t))?;
+        self.history
+            .values()
+            .try_for_each(|h| check_time("history.last", h.last))
+    }
+
     /// Entries over a limit of `limits`, as (limit, entries held).
     pub(super) fn over_limits(&self, limits: &EvalLimits) -> Vec<(&'static str, usize)> {
         let groups = self.windows.count_cells().max(self.history.len());
@@ -170,17 +183,19 @@ impl WindowedState {
             watermark,
         ) {
             Ok(cell) => cell,
-            Err(Rejected::Late) => return counters.late += 1,
-            Err(Rejected::Overflow) => return counters.overflow += 1,
+            Err(Rejected::Late) => return counters.late = counters.late.saturating_add(1),
+            Err(Rejected::Overflow) => {
+                return counters.overflow = counters.overflow.saturating_add(1)
+            }
         };
         if numerator {
-            cell.count += 1;
+            cell.count = cell.count.saturating_add(1);
             keep_id(&mut cell.ids, &call.event_id);
             if let Some(value) = rule.distinct.and_then(|d| d.value(call, key)) {
                 cell.distinct.get_or_insert_default().insert(value);
             }
         } else {
-            cell.other += 1;
+            cell.other = cell.other.saturating_add(1);
         }
     }
 
@@ -418,6 +433,19 @@ mod tests {
     use super::super::test_support::*;
     use crate::alerts::AlertState::*;
     use crate::rules::model::RuleKind;
+
+    /// Found by fuzzing: a restored spike baseline whose counts sum past `u64::MAX` overflowed
+    /// while computing the mean.
+    #[test]
+    fn regression_a_baseline_of_huge_counts_does_not_overflow() {
+        let mut h = super::History {
+            last: 0,
+            counts: [u64::MAX, u64::MAX].into_iter().collect(),
+        };
+        let b = h.observe(300, 1, 300, 12);
+        assert_eq!(b.windows, 2);
+        assert_eq!(b.mean, u64::MAX as f64 / 2.0);
+    }
 
     fn threshold(min_count: u64) -> crate::rules::Rule {
         rule("t", RuleKind::Threshold { min_count }, &["key"])
