@@ -128,7 +128,7 @@ impl Engine {
     /// it in metrics afterwards).
     pub fn fold(&mut self, call: &KmsCall, out: &mut Vec<Alert>) -> Folded {
         if self.time_limit.is_some_and(|limit| call.time > limit) {
-            self.counters.future_events += 1;
+            self.counters.future_events = self.counters.future_events.saturating_add(1);
             return Folded::Future;
         }
         if !self.dedupe.first_time(call.dedupe_id, call.time) {

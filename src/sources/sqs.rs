@@ -61,31 +61,26 @@ impl Queue {
 
     /// Checks the queue is reachable (readiness); returns its approximate backlog.
     pub async fn reach(&self, on_retry: impl FnMut(u32, &AwsError)) -> Result<u64, AwsError> {
-        with_retries(
-            &self.policy,
-            || async {
-                let out = self
-                    .client
-                    .get_queue_attributes()
-                    .queue_url(&self.url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .send()
-                    .await
-                    .map_err(from_sdk)?;
-                Ok(out
-                    .attributes()
-                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0))
-            },
-            on_retry,
-        )
-        .await
+        self.count(QueueAttributeName::ApproximateNumberOfMessages, on_retry)
+            .await
     }
 
     /// Messages received by some consumer and not yet deleted or visible again
     /// (`ApproximateNumberOfMessagesNotVisible`).
     pub async fn in_flight(&self, on_retry: impl FnMut(u32, &AwsError)) -> Result<u64, AwsError> {
+        self.count(
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            on_retry,
+        )
+        .await
+    }
+
+    /// One numeric attribute of the queue (0 when absent), retried.
+    async fn count(
+        &self,
+        name: QueueAttributeName,
+        on_retry: impl FnMut(u32, &AwsError),
+    ) -> Result<u64, AwsError> {
         with_retries(
             &self.policy,
             || async {
@@ -93,13 +88,13 @@ impl Queue {
                     .client
                     .get_queue_attributes()
                     .queue_url(&self.url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .attribute_names(name.clone())
                     .send()
                     .await
                     .map_err(from_sdk)?;
                 Ok(out
                     .attributes()
-                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+                    .and_then(|a| a.get(&name))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0))
             },

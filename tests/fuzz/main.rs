@@ -6,7 +6,8 @@
 //! takes memory out of proportion to it, that errors are typed and name the thing they are about,
 //! and, where cheap, a round trip or a second reading of the same input (a differential oracle).
 //! The bounded run (`KMSWATCH_FUZZ_CASES`, default 400 per target) is part of `scripts/test`; the
-//! long run is `KMSWATCH_FUZZ_CASES=200000 cargo test --release --test fuzz`, with
+//! long run is `KMSWATCH_FUZZ_CASES=40000 CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo test --test fuzz`
+//! (optimised, with overflow checks, unlike `--release`), with
 //! `KMSWATCH_FUZZ_SEED` choosing another reproducible sequence. Crashes found become the named
 //! regression cases at the end of this file.
 
