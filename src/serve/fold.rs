@@ -77,8 +77,9 @@ impl Fold {
                 } => {
                     static OBJECTS: AtomicU64 = AtomicU64::new(0);
                     super::supervise::fault_point("fold", &OBJECTS);
-                    self.object(&msg, &object, outcome, &mut alerts);
-                    msg.object_done(delivery_time(&object));
+                    let delivered = delivery_time(&object);
+                    self.object(&msg, &object, delivered, outcome, &mut alerts);
+                    msg.object_done(delivered);
                     if msg.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                         match msg.failure() {
                             Some(reason) => self.ack(Ack::Release(msg, reason)),
@@ -168,10 +169,12 @@ impl Fold {
             .cap_watermark(pending.into_iter().chain(restart).min());
     }
 
+    /// Folds one object; `delivered` is the delivery time in its name.
     fn object(
         &mut self,
         msg: &Msg,
         object: &ObjectRef,
+        delivered: Option<i64>,
         outcome: ObjectOutcome,
         alerts: &mut Vec<Alert>,
     ) {
@@ -192,7 +195,6 @@ impl Fold {
         }
         let now = super::now_ms() / 1000;
         // No event can be later than the object's delivery (its name) or than now.
-        let delivered = delivery_time(object);
         self.engine
             .begin_object(Some(delivered.map_or(now, |d| d.min(now))));
         let mut future = 0u64;
