@@ -193,6 +193,7 @@ struct ReplayArgs {
 enum ProfileArg {
     Sample,
     Bench,
+    Scale,
 }
 
 #[derive(Args)]
@@ -211,6 +212,18 @@ struct GenerateArgs {
     /// Bench profile: days the events span, from 2026-03-01.
     #[arg(long, default_value_t = 7)]
     days: i64,
+    /// Scale profile: keys, each called by every principal.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Scale profile: role principals.
+    #[arg(long, default_value_t = 100)]
+    principals: u64,
+    /// Scale profile: calls per key and principal (over that many times 50 minutes).
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    /// Scale profile: failed calls, each from a made-up principal on a made-up key.
+    #[arg(long, default_value_t = 0)]
+    attack: u64,
 }
 
 fn main() -> ExitCode {
@@ -272,6 +285,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     target_bytes: args.size_mb * 1_000_000,
                     span_days: args.days,
                 },
+                ProfileArg::Scale => Profile::Scale(kmswatch::generate::ScaleShape {
+                    keys: args.keys,
+                    principals: args.principals,
+                    repeat: args.repeat,
+                    attack: args.attack,
+                }),
             };
             let report = generate(&GenerateOptions {
                 out: args.out.clone(),

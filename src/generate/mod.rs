@@ -2,7 +2,7 @@
 //!
 //! Two profiles: [`Profile::Sample`], the committed `sample-logs/` (35 days, three accounts, two
 //! regions, each shipped rule's incident once, see `sample/`), and [`Profile::Bench`], volume for
-//! benchmarks (see `bench`). Output is a pure function of the profile and the seed: fixed gzip
+//! benchmarks (see `bench`), and [`Profile::Scale`], many keys and principals (see `scale`). Output is a pure function of the profile and the seed: fixed gzip
 //! level and header, no clock, no hash-map order. Existing files with the same names are
 //! overwritten; files from an earlier run with another seed are not removed (generate into an empty
 //! directory).
@@ -17,11 +17,13 @@ mod output;
 mod record;
 mod rng;
 mod sample;
+mod scale;
 mod sha256;
 
 use std::path::PathBuf;
 
 pub use sample::{sample_incidents, Incident};
+pub use scale::ScaleShape;
 
 /// The seed the committed `sample-logs/` were generated with; the CLI's default.
 pub const DEFAULT_SEED: u64 = 20_260_101;
@@ -33,6 +35,9 @@ pub enum Profile {
     Sample,
     /// A benchmark set of at least `target_bytes` of uncompressed JSON over `span_days` days.
     Bench { target_bytes: u64, span_days: i64 },
+    /// The organization-scale set: every key × principal pair calling `Decrypt`, plus an
+    /// optional flood of failed calls under made-up names (see `scale`).
+    Scale(ScaleShape),
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +98,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, GenerateError>
             target_bytes,
             span_days,
         } => bench::generate(&opts.out, opts.seed, target_bytes, span_days),
+        Profile::Scale(shape) => scale::generate(&opts.out, opts.seed, shape),
     }
 }
 
