@@ -141,7 +141,8 @@ fn main() {
     let (t_replay, replay_events) = best(&|| {
         replay(&opts, rules(), |_| Ok(()))
             .expect("replay")
-            .summary
+            .engine
+            .counters()
             .kms_calls
     });
     assert_eq!(

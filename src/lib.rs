@@ -11,6 +11,7 @@ pub mod decode;
 pub mod engine;
 pub mod generate;
 pub mod metrics;
+pub mod names;
 pub mod problem;
 pub mod replay;
 pub mod report;

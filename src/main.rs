@@ -226,6 +226,12 @@ struct GenerateArgs {
     attack: u64,
 }
 
+/// mimalloc rather than glibc's malloc: a replay decodes objects of several MB on every worker
+/// thread, and glibc keeps what those threads free in per-thread arenas, so resident memory grew
+/// far past what was live.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -321,8 +327,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: StateCommand::Summary { file, out },
         } => {
             let state = state::load(&file)?;
-            let summary = Summary::from_state(InputStats::default(), &state);
-            write_json(out.as_deref(), &summary)?;
+            let input = InputStats::default();
+            write_json(out.as_deref(), &Summary::from_state(&input, &state))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -575,7 +581,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("note: {note}");
     }
     if let Some(p) = &args.summary {
-        write_json(Some(p), &result.summary)?;
+        write_json(Some(p), &result.summary())?;
     }
     if let Some(dir) = &args.report {
         let meta = ReportMeta {
@@ -583,11 +589,10 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             range_to: opts.selection.to,
             inputs: args.inputs.clone(),
         };
-        AuditReport::from_engine(&result.engine, &result.summary.input, &alert_log, meta)
-            .write(dir)?;
+        AuditReport::from_engine(&result.engine, &result.input, &alert_log, meta).write(dir)?;
     }
     if !args.quiet {
-        eprint!("{}", result.summary.render_text());
+        eprint!("{}", result.summary().render_text());
         if let Some(l) = result.listing {
             eprintln!(
                 "S3: {} objects listed in {} requests, {} folders pruned by the selection",
@@ -595,7 +600,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             );
         }
     }
-    if result.summary.input.log_objects == 0 {
+    if result.input.log_objects == 0 {
         eprintln!("warning: no log files found in {}", args.inputs.join(", "));
     }
     Ok(if result.had_failures() {

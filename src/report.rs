@@ -12,7 +12,6 @@ use crate::engine::{Engine, EngineCounters};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
-use crate::totals::split_key;
 pub use crate::totals::Totals;
 
 mod audit;
@@ -48,10 +47,10 @@ pub struct KeyRow {
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct KeyPrincipalServiceRow {
-    pub key: Option<String>,
-    pub principal: String,
-    pub service: String,
+pub struct KeyPrincipalServiceRow<'a> {
+    pub key: Option<&'a str>,
+    pub principal: &'a str,
+    pub service: &'a str,
     pub calls: u64,
     pub failures: u64,
     /// How the service was decided, in calls per step (`invoked_by`, `source_ip`,
@@ -60,11 +59,70 @@ pub struct KeyPrincipalServiceRow {
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct KeyOperationOutcomeRow {
-    pub key: Option<String>,
-    pub operation: String,
-    pub outcome: String,
+pub struct KeyOperationOutcomeRow<'a> {
+    pub key: Option<&'a str>,
+    pub operation: &'a str,
+    pub outcome: &'a str,
     pub calls: u64,
+}
+
+/// The summary's `key_principal_service` table: rows are made from the totals, sorted, as they
+/// are written (a million rows are never held as strings twice).
+#[derive(Debug, Clone, Copy)]
+pub struct KpsTable<'a>(&'a Totals);
+
+impl<'a> KpsTable<'a> {
+    /// The rows, sorted by `(key, principal, service)`.
+    pub fn rows(&self) -> impl Iterator<Item = KeyPrincipalServiceRow<'a>> {
+        let mut rows: Vec<_> = self.0.kps_rows().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter()
+            .map(|([key, principal, service], v)| KeyPrincipalServiceRow {
+                key: (!key.is_empty()).then_some(key),
+                principal,
+                service,
+                calls: v.calls,
+                failures: v.failures,
+                service_from: ServiceSource::ALL
+                    .iter()
+                    .zip(v.by_source())
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| (s.as_str(), n))
+                    .collect(),
+            })
+    }
+}
+
+impl Serialize for KpsTable<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.rows())
+    }
+}
+
+/// The summary's `key_operation_outcome` table, made from the totals as it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct KooTable<'a>(&'a Totals);
+
+impl<'a> KooTable<'a> {
+    /// The rows, sorted by `(key, operation, outcome)`.
+    pub fn rows(&self) -> impl Iterator<Item = KeyOperationOutcomeRow<'a>> {
+        let mut rows: Vec<_> = self.0.koo_rows().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter().map(
+            |([key, operation, outcome], calls)| KeyOperationOutcomeRow {
+                key: (!key.is_empty()).then_some(key),
+                operation,
+                outcome,
+                calls,
+            },
+        )
+    }
+}
+
+impl Serialize for KooTable<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.rows())
+    }
 }
 
 /// What the driver read, as opposed to what the engine made of it.
@@ -161,11 +219,12 @@ impl RuleStats {
     }
 }
 
-/// The replay summary (`--summary FILE`), schema `kmswatch.summary/v1`.
+/// The replay summary (`--summary FILE`), schema `kmswatch.summary/v1`. It borrows the run's
+/// input and totals: build it when it is written.
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub struct Summary<'a> {
     pub schema: &'static str,
-    pub input: InputStats,
+    pub input: &'a InputStats,
     /// Distinct KMS calls (after dedupe), the total of `keys[].calls`.
     pub kms_calls: u64,
     pub duplicates: u64,
@@ -180,13 +239,13 @@ pub struct Summary {
     /// Calls whose row did not fit a table's `max_report_rows`: the tables are then incomplete.
     pub table_overflow: u64,
     pub keys: Vec<KeyRow>,
-    pub key_principal_service: Vec<KeyPrincipalServiceRow>,
-    pub key_operation_outcome: Vec<KeyOperationOutcomeRow>,
+    pub key_principal_service: KpsTable<'a>,
+    pub key_operation_outcome: KooTable<'a>,
 }
 
-impl Summary {
+impl<'a> Summary<'a> {
     /// The summary of a run: `input` is what the driver read; the rest comes from the engine.
-    pub fn build(input: InputStats, engine: &Engine) -> Summary {
+    pub fn build(input: &'a InputStats, engine: &'a Engine) -> Summary<'a> {
         let rules = engine
             .rules()
             .iter()
@@ -204,7 +263,7 @@ impl Summary {
     /// The summary of a saved state (`kmswatch state summary`): what a replay of the same objects
     /// would report before its end-of-input close (so `keys`, the tables and `kms_calls` equal the
     /// replay's). `input` is empty unless the caller knows better.
-    pub fn from_state(input: InputStats, state: &EngineState) -> Summary {
+    pub fn from_state(input: &'a InputStats, state: &'a EngineState) -> Summary<'a> {
         let rules = state
             .rules()
             .iter()
@@ -220,12 +279,12 @@ impl Summary {
     }
 
     fn assemble(
-        input: InputStats,
-        t: &Totals,
+        input: &'a InputStats,
+        t: &'a Totals,
         c: EngineCounters,
         max_event_time: Option<i64>,
         rules: Vec<RuleStats>,
-    ) -> Summary {
+    ) -> Summary<'a> {
         let mut keys: Vec<KeyRow> = t
             .keys
             .iter()
@@ -244,49 +303,6 @@ impl Summary {
             })
             .collect();
         keys.sort_by(|a, b| a.key.cmp(&b.key));
-        let split3 = |k: &str| {
-            let [a, b, c] = split_key::<3>(k);
-            (none_if_empty(a), b.to_owned(), c.to_owned())
-        };
-        let mut kps: Vec<KeyPrincipalServiceRow> = t
-            .kps
-            .iter()
-            .map(|(k, v)| {
-                let (key, principal, service) = split3(k);
-                KeyPrincipalServiceRow {
-                    key,
-                    principal,
-                    service,
-                    calls: v.calls,
-                    failures: v.failures,
-                    service_from: ServiceSource::ALL
-                        .iter()
-                        .zip(v.by_source)
-                        .filter(|(_, n)| *n > 0)
-                        .map(|(s, n)| (s.as_str(), n))
-                        .collect(),
-                }
-            })
-            .collect();
-        kps.sort_by(|a, b| {
-            (&a.key, &a.principal, &a.service).cmp(&(&b.key, &b.principal, &b.service))
-        });
-        let mut koo: Vec<KeyOperationOutcomeRow> = t
-            .koo
-            .iter()
-            .map(|(k, n)| {
-                let (key, operation, outcome) = split3(k);
-                KeyOperationOutcomeRow {
-                    key,
-                    operation,
-                    outcome,
-                    calls: *n,
-                }
-            })
-            .collect();
-        koo.sort_by(|a, b| {
-            (&a.key, &a.operation, &a.outcome).cmp(&(&b.key, &b.operation, &b.outcome))
-        });
         let first = t.keys.values().map(|k| k.first_seen).min();
         Summary {
             schema: SUMMARY_SCHEMA,
@@ -302,8 +318,8 @@ impl Summary {
             rules,
             table_overflow: t.overflow,
             keys,
-            key_principal_service: kps,
-            key_operation_outcome: koo,
+            key_principal_service: KpsTable(t),
+            key_operation_outcome: KooTable(t),
         }
     }
 

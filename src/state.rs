@@ -25,11 +25,12 @@ use crate::totals::{EngineCounters, Totals};
 pub const FORMAT: &str = "kmswatch.state";
 /// The state format this build writes; bumped on any change (2: the totals keep the report's
 /// facts: key facts, daily usage, aliases, the lifecycle log; 3: the outbox of undelivered
-/// alerts).
-pub const VERSION: u32 = 3;
-/// The oldest format this build still reads: version 2 is version 3 without an outbox (read as
-/// empty).
-pub const OLDEST_READABLE: u32 = 2;
+/// alerts; 4: the totals' tables keyed by interned names).
+pub const VERSION: u32 = 4;
+/// The oldest format this build still reads. Versions 2 and 3 keyed the totals by joined strings:
+/// they are refused with the way out (rebuild the state with a replay, or run the build that wrote
+/// it).
+pub const OLDEST_READABLE: u32 = 4;
 /// This build, as written in `written_by`.
 pub const WRITTEN_BY: &str = concat!("kmswatch ", env!("CARGO_PKG_VERSION"));
 
@@ -59,7 +60,7 @@ pub struct EngineState {
     #[serde(default)]
     pub(crate) firing: Vec<FiringAlert>,
     /// The alerts each sink of the live service had not yet delivered when the state was saved,
-    /// delivered after a restart (at least once). Empty from replay; absent in version 2.
+    /// delivered after a restart (at least once). Empty from replay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<SinkOutbox>,
     /// The file it was loaded from, for error messages; not saved.

@@ -57,7 +57,7 @@ fn broken_objects_are_named_counted_and_the_rest_is_replayed() {
     };
     let rules = load_dir(&repo().join("rules")).unwrap();
     let r = replay(&opts, rules, |_| Ok(())).unwrap();
-    let s = &r.summary;
+    let s = &r.summary();
     assert!(r.had_failures());
     assert_eq!(s.kms_calls, 3, "good-1, good-2, good-3");
     assert_eq!(s.input.log_objects, 6);
@@ -151,6 +151,6 @@ fn duplicates_and_cross_account_copies_count_once() {
         ..ReplayOptions::default()
     };
     let r = replay(&opts, rules, |_| Ok(())).unwrap();
-    assert_eq!((r.summary.kms_calls, r.summary.duplicates), (2, 2));
+    assert_eq!((r.summary().kms_calls, r.summary().duplicates), (2, 2));
     assert!(!r.had_failures());
 }

@@ -258,16 +258,22 @@ fn state_files_that_cannot_be_used_stop_with_the_way_out() {
     let future = dir.path().join("future.json");
     write(
         &future,
-        br#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 9.0.0"}"#,
+        format!(
+            r#"{{"format":"kmswatch.state","version":{},"written_by":"kmswatch 9.0.0"}}"#,
+            kmswatch::state::VERSION + 1
+        )
+        .as_bytes(),
     );
     let out = kmswatch(&["state", "summary", future.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
-            "error: {}: state format version 4 is not supported by kmswatch {} (expects 3); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
+            "error: {}: state format version {} is not supported by kmswatch {} (expects {}); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
             future.display(),
-            env!("CARGO_PKG_VERSION")
+            kmswatch::state::VERSION + 1,
+            env!("CARGO_PKG_VERSION"),
+            kmswatch::state::VERSION
         )
     );
     let missing = dir.path().join("missing.json");

@@ -37,9 +37,9 @@ fn run(inputs: Vec<PathBuf>) -> (Replay, String) {
 #[test]
 fn sample_alerts_and_summary_match_the_golden_files() {
     let (r, alerts) = run(vec![sample()]);
-    assert!(!r.had_failures(), "{}", r.summary.render_text());
+    assert!(!r.had_failures(), "{}", r.summary().render_text());
     assert_golden(&repo().join("tests/golden/sample-alerts.jsonl"), &alerts);
-    let mut summary = serde_json::to_value(&r.summary).unwrap();
+    let mut summary = serde_json::to_value(r.summary()).unwrap();
     // Paths differ between checkouts; everything else must match exactly.
     summary["input"]["failures"] = serde_json::Value::Null;
     summary["input"]["malformed"] = serde_json::Value::Null;
@@ -187,7 +187,7 @@ fn summary_totals_match_an_independent_recount() {
         }
     }
     let (r, _) = run(vec![sample()]);
-    let s = &r.summary;
+    let s = &r.summary();
     assert_eq!(s.kms_calls, by_op.values().sum::<u64>());
     let mut summed: BTreeMap<String, u64> = BTreeMap::new();
     for k in &s.keys {
@@ -197,17 +197,17 @@ fn summary_totals_match_an_independent_recount() {
     }
     assert_eq!(summed, by_op);
     assert_eq!(
-        s.key_principal_service.iter().map(|r| r.calls).sum::<u64>(),
+        s.key_principal_service.rows().map(|r| r.calls).sum::<u64>(),
         s.kms_calls
     );
     assert_eq!(
-        s.key_operation_outcome.iter().map(|r| r.calls).sum::<u64>(),
+        s.key_operation_outcome.rows().map(|r| r.calls).sum::<u64>(),
         s.kms_calls
     );
     assert_eq!(
         s.keys.iter().map(|k| k.failures).sum::<u64>(),
         s.key_operation_outcome
-            .iter()
+            .rows()
             .filter(|r| r.outcome != "ok")
             .map(|r| r.calls)
             .sum::<u64>()
@@ -260,9 +260,9 @@ fn a_far_future_record_does_not_blind_the_rules() {
     let (r, alerts) = replay_with(3600);
     let (_, golden) = run(vec![sample()]);
     assert_eq!(alerts, golden, "the forged record changed the verdicts");
-    assert_eq!(r.summary.future_events, 1);
+    assert_eq!(r.summary().future_events, 1);
     assert!(r.had_failures(), "a future event makes the replay exit 1");
-    let named = &r.summary.input.future;
+    let named = &r.input.future;
     assert_eq!(named.len(), 1, "{named:?}");
     assert!(
         named[0].object.ends_with("_FutureFutureFutu.json.gz"),
@@ -274,15 +274,15 @@ fn a_far_future_record_does_not_blind_the_rules() {
             .contains("later than the file's delivery time 2026-01-10T01:00:00Z + 3600 s"),
         "{named:?}"
     );
-    assert!(r.summary.render_text().contains("FUTURE: 1 events"));
+    assert!(r.summary().render_text().contains("FUTURE: 1 events"));
     // The same input without the bound: the record moves the watermark to 2099 and every later
     // window is judged late (what the bound prevents).
     let (blind, blinded) = replay_with(i64::MAX / 4);
-    assert_eq!(blind.summary.future_events, 0);
+    assert_eq!(blind.summary().future_events, 0);
     assert_ne!(blinded, golden, "without the bound the rules are blind");
     assert!(
-        blind.summary.late_events > 1000,
+        blind.summary().late_events > 1000,
         "{}",
-        blind.summary.late_events
+        blind.summary().late_events
     );
 }

@@ -26,7 +26,7 @@ fn opts() -> ReplayOptions {
 }
 
 fn summary_json(input: InputStats, engine: &Engine) -> String {
-    serde_json::to_string_pretty(&Summary::build(input, engine)).unwrap()
+    serde_json::to_string_pretty(&Summary::build(&input, engine)).unwrap()
 }
 
 /// Panics with the first differing line, not two whole documents.
@@ -152,7 +152,7 @@ fn save_load_restore_anywhere_in_the_sample_equals_one_uninterrupted_replay() {
     assert_same("replay vs per-object fold", &replayed, &base.alerts);
     assert_same(
         "replay summary vs per-object fold",
-        &serde_json::to_string_pretty(&r.summary).unwrap(),
+        &serde_json::to_string_pretty(&r.summary()).unwrap(),
         &base.summary,
     );
 

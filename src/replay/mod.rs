@@ -144,7 +144,8 @@ pub enum ReplayError {
 
 /// The outcome of a replay.
 pub struct Replay {
-    pub summary: Summary,
+    /// What was read, as opposed to what the engine made of it.
+    pub input: InputStats,
     pub engine: Engine,
     /// What restoring `state_in` noted (changed, new and removed rules).
     pub notes: Vec<RestoreNote>,
@@ -164,9 +165,14 @@ pub struct ListingStats {
 impl Replay {
     /// True when any object or record could not be used (replay exits non-zero then).
     pub fn had_failures(&self) -> bool {
-        self.summary.input.objects_failed > 0
-            || self.summary.input.decoded.malformed_records > 0
-            || self.summary.future_events > 0
+        self.input.objects_failed > 0
+            || self.input.decoded.malformed_records > 0
+            || self.engine.counters().future_events > 0
+    }
+
+    /// The run's summary, borrowing its input and totals.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary::build(&self.input, &self.engine)
     }
 }
 
@@ -264,9 +270,8 @@ pub fn replay(
     if !opts.selection.is_all() {
         input.selection = Some(SelectionStats::new(&opts.selection, input.outside_range));
     }
-    let summary = Summary::build(input, &engine);
     Ok(Replay {
-        summary,
+        input,
         engine,
         notes,
         listing,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::totals::{lifecycle_category, split_key, KeyState, Totals};
+use crate::totals::{lifecycle_category, KeyState, Totals};
 
 /// One key (`key_arn` `None`: calls that named no key). Sorted by `key_arn`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,10 +124,8 @@ impl Tables {
     pub fn build(t: &Totals, alerts: &[serde_json::Value]) -> Tables {
         let mut principals: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
         let mut kps: Vec<PrincipalRow> = t
-            .kps
-            .iter()
-            .map(|(k, c)| {
-                let [key, principal, service] = split_key::<3>(k);
+            .kps_rows()
+            .map(|([key, principal, service], c)| {
                 let e = principals.entry(key).or_default();
                 e.0.insert(principal);
                 e.1.insert(service);
@@ -146,8 +144,7 @@ impl Tables {
             (&a.key_arn, &a.principal, &a.service).cmp(&(&b.key_arn, &b.principal, &b.service))
         });
         let mut aliases: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for k in t.aliases.keys() {
-            let [key, alias] = split_key::<2>(k);
+        for ([key, alias], _) in t.alias_rows() {
             aliases.entry(key).or_default().push(alias.to_owned());
         }
         let mut keys: Vec<KeyRow> = t
@@ -188,34 +185,26 @@ impl Tables {
             .collect();
         keys.sort_by(|a, b| a.key_arn.cmp(&b.key_arn));
         let mut koo: Vec<OutcomeRow> = t
-            .koo
-            .iter()
-            .map(|(k, n)| {
-                let [key, operation, outcome] = split_key::<3>(k);
-                OutcomeRow {
-                    key_arn: key_opt(key),
-                    operation: operation.to_owned(),
-                    outcome: outcome.to_owned(),
-                    calls: *n,
-                }
+            .koo_rows()
+            .map(|([key, operation, outcome], calls)| OutcomeRow {
+                key_arn: key_opt(key),
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+                calls,
             })
             .collect();
         koo.sort_by(|a, b| {
             (&a.key_arn, &a.operation, &a.outcome).cmp(&(&b.key_arn, &b.operation, &b.outcome))
         });
         let mut daily: Vec<DayRow> = t
-            .daily
-            .iter()
-            .map(|(k, d)| {
-                let [key, day] = split_key::<2>(k);
-                DayRow {
-                    key_arn: key_opt(key),
-                    day: day.parse::<i64>().unwrap_or_default() * 86_400,
-                    calls: d.crypto_calls + d.management_calls,
-                    crypto_calls: d.crypto_calls,
-                    management_calls: d.management_calls,
-                    failures: d.failures,
-                }
+            .daily_rows()
+            .map(|(key, day, d)| DayRow {
+                key_arn: key_opt(key),
+                day: day.saturating_mul(86_400),
+                calls: d.crypto_calls.saturating_add(d.management_calls),
+                crypto_calls: d.crypto_calls,
+                management_calls: d.management_calls,
+                failures: d.failures,
             })
             .collect();
         daily.sort_by(|a, b| (&a.key_arn, a.day).cmp(&(&b.key_arn, b.day)));

@@ -75,7 +75,7 @@ fn script() -> Vec<(i64, KmsCall)> {
 }
 
 fn summary_json(engine: &Engine) -> String {
-    serde_json::to_string(&Summary::build(InputStats::default(), engine)).unwrap()
+    serde_json::to_string(&Summary::build(&InputStats::default(), engine)).unwrap()
 }
 
 #[test]
@@ -218,15 +218,14 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
     let cases: Vec<(&str, String, String)> = vec![
         (
             "newer version",
-            r#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
-                .into(),
-            format!("state format version 4 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
+            format!(r#"{{"format":"kmswatch.state","version":{},"written_by":"kmswatch 0.9.0","dedupe":{{"new":[1]}}}}"#, VERSION + 1),
+            format!("state format version {} is not supported by {WRITTEN_BY} (expects {VERSION}); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)", VERSION + 1),
         ),
         (
             "older version",
             r#"{"format":"kmswatch.state","version":1,"written_by":"kmswatch 0.1.0","totals":{}}"#
                 .into(),
-            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
+            format!("state format version 1 is not supported by {WRITTEN_BY} (expects {VERSION}); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
         ),
         (
             "a summary file",
@@ -270,18 +269,18 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
             "newer version" => matches!(
                 err,
                 StateError::Incompatible {
-                    found: 4,
-                    expected: 3,
+                    found,
+                    expected,
                     ..
-                }
+                } if found == u64::from(VERSION) + 1 && expected == VERSION
             ),
             "older version" => matches!(
                 err,
                 StateError::Incompatible {
                     found: 1,
-                    expected: 3,
+                    expected,
                     ..
-                }
+                } if expected == VERSION
             ),
             "truncated" | "empty" | "a field of the wrong type" => {
                 matches!(err, StateError::Corrupt { line: 1, .. })
@@ -310,16 +309,23 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
 }
 
 #[test]
-fn the_outbox_is_saved_exactly_and_a_version_2_file_reads_with_an_empty_one() {
+fn the_outbox_is_saved_exactly_and_versions_before_interned_totals_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = saved_state(dir.path());
     let text = String::from_utf8(bytes).unwrap();
-    // Nothing undelivered: no outbox field, as a version 2 file.
+    // Nothing undelivered: no outbox field.
     assert!(!text.contains("\"outbox\""));
-    let v2 = text.replacen(&format!("\"version\":{VERSION}"), "\"version\":2", 1);
-    fs::write(&path, &v2).unwrap();
     let mut state = load(&path).unwrap();
     assert!(state.outbox.is_empty());
+    // Version 3 keyed the totals by joined strings: refused, with the way out.
+    let v3 = text.replacen(&format!("\"version\":{VERSION}"), "\"version\":3", 1);
+    let old = dir.path().join("v3.json");
+    fs::write(&old, &v3).unwrap();
+    let err = load(&old).unwrap_err().to_string();
+    assert!(
+        err.contains("version 3 is not supported") && err.contains("kmswatch replay --state-out"),
+        "{err}"
+    );
 
     // An alert as a sink would deliver it, key order and spacing kept.
     let alert = r#"{"schema":"kmswatch.alert/v1","rule":"r","state":"firing","value":1.5}"#;

@@ -9,12 +9,15 @@
 mod facts;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{KeyEffect, KeyRef, KmsCall, OpClass};
+use crate::names::{Names, Sym};
 use crate::Map;
+
+mod saved;
 
 pub use facts::{lifecycle_category, KeyFacts, KeyState, LifecycleEvent};
 
@@ -34,9 +37,6 @@ pub struct EngineCounters {
     pub alerts_resolved: u64,
 }
 
-/// Separates the parts of a composite row key.
-pub(crate) const SEP: char = '\u{1f}';
-
 const DAY_SECS: i64 = 86_400;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -54,15 +54,70 @@ pub(crate) struct KeyTotals {
     pub facts: KeyFacts,
 }
 
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+/// The calls of one key, principal and service: 48 bytes, as a million of them is the table of an
+/// organization's trail with 10,000 keys and 100 principals.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Counts {
     pub calls: u64,
     pub failures: u64,
-    /// Calls by the inference step that named the service, indexed like `ServiceSource::ALL`.
-    pub by_source: [u64; 6],
     pub first_seen: i64,
     pub last_seen: i64,
+    /// Calls by the inference step that named the service.
+    pub by_source: Sources,
+}
+
+/// Calls by the inference step that named the service, indexed like `ServiceSource::ALL`. Nearly
+/// every row is named by one step only: that case holds no array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Sources {
+    /// Every call of the row (`Counts::calls`) by this step.
+    One(u8),
+    /// Calls per step.
+    Many(Box<[u64; 6]>),
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources::One(0)
+    }
+}
+
+impl Counts {
+    fn add(&mut self, source: usize, time: i64, failed: bool) {
+        let source = source.min(5);
+        if self.calls == 0 {
+            self.first_seen = time;
+            self.last_seen = time;
+            self.by_source = Sources::One(source as u8);
+        } else if let Sources::One(s) = self.by_source {
+            if usize::from(s) != source {
+                let mut all = [0u64; 6];
+                all[usize::from(s).min(5)] = self.calls;
+                self.by_source = Sources::Many(Box::new(all));
+            }
+        }
+        if let Sources::Many(all) = &mut self.by_source {
+            all[source] = all[source].saturating_add(1);
+        }
+        self.calls = self.calls.saturating_add(1);
+        self.failures = self.failures.saturating_add(u64::from(failed));
+        self.first_seen = self.first_seen.min(time);
+        self.last_seen = self.last_seen.max(time);
+    }
+
+    /// Calls per inference step, indexed like `ServiceSource::ALL`.
+    pub fn by_source(&self) -> [u64; 6] {
+        match &self.by_source {
+            Sources::One(s) => {
+                let mut all = [0; 6];
+                all[usize::from(*s).min(5)] = self.calls;
+                all
+            }
+            Sources::Many(all) => **all,
+        }
+    }
 }
 
 /// One key's calls on one UTC day.
@@ -76,39 +131,40 @@ pub(crate) struct DayCounts {
 
 /// Running totals over every distinct KMS call. Each table holds at most `max_rows` rows (the
 /// lifecycle log at most `max_rows` calls); calls of rows over the cap are counted in `overflow`
-/// (the summary and the report then say the tables are incomplete).
+/// (the summary and the report then say the tables are incomplete). The composite tables are
+/// keyed by interned names ([`Names`]), so a row costs its counts and a few ids, not its strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "saved::SavedTotals")]
 pub struct Totals {
+    /// The names the composite tables' rows are keyed by.
+    pub(crate) names: Names,
     /// Key ARN ("" for calls with no key).
     #[serde(serialize_with = "crate::serde_sorted::map")]
     pub(crate) keys: Map<Box<str>, KeyTotals>,
-    /// key SEP principal SEP service.
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    pub(crate) kps: Map<Box<str>, Counts>,
-    /// key SEP operation SEP outcome.
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    pub(crate) koo: Map<Box<str>, u64>,
-    /// key SEP day (days since the epoch, UTC).
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    pub(crate) daily: Map<Box<str>, DayCounts>,
-    /// key SEP alias ARN: calls that named the key through the alias or pointed the alias at it.
-    #[serde(serialize_with = "crate::serde_sorted::map")]
-    pub(crate) aliases: Map<Box<str>, u64>,
+    /// (key, principal, service).
+    #[serde(serialize_with = "saved::rows")]
+    pub(crate) kps: Map<[Sym; 3], Counts>,
+    /// (key, operation, outcome).
+    #[serde(serialize_with = "saved::rows")]
+    pub(crate) koo: Map<[Sym; 3], u64>,
+    /// (key, day since the epoch, UTC).
+    #[serde(serialize_with = "saved::rows")]
+    pub(crate) daily: Map<(Sym, i64), DayCounts>,
+    /// (key, alias ARN): calls that named the key through the alias or pointed the alias at it.
+    #[serde(serialize_with = "saved::rows")]
+    pub(crate) aliases: Map<[Sym; 2], u64>,
     /// Lifecycle calls (see [`lifecycle_category`]) in the order they were folded.
     pub(crate) lifecycle: Vec<LifecycleEvent>,
     /// Configuration, set again on restore.
     #[serde(skip)]
     max_rows: usize,
     pub overflow: u64,
-    /// Scratch space for row keys.
-    #[serde(skip)]
-    buf: String,
 }
 
 impl Totals {
     pub fn new(max_rows: usize) -> Self {
         Totals {
+            names: Names::default(),
             keys: Map::default(),
             kps: Map::default(),
             koo: Map::default(),
@@ -117,7 +173,6 @@ impl Totals {
             lifecycle: Vec::new(),
             max_rows,
             overflow: 0,
-            buf: String::new(),
         }
     }
 
@@ -178,51 +233,116 @@ impl Totals {
                 t.facts.apply(&call.operation, call.time);
             }
         }
-        let (max, overflow) = (self.max_rows, &mut self.overflow);
-        let b = &mut self.buf;
-        b.clear();
-        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.principal, call.service);
-        bump(&mut self.kps, b, max, overflow, |c| {
-            if c.calls == 0 {
-                c.first_seen = call.time;
-                c.last_seen = call.time;
-            }
-            c.calls = c.calls.saturating_add(1);
-            c.failures = c.failures.saturating_add(u64::from(failed));
-            c.by_source[call.service_source as usize] =
-                c.by_source[call.service_source as usize].saturating_add(1);
-            c.first_seen = c.first_seen.min(call.time);
-            c.last_seen = c.last_seen.max(call.time);
-        });
-        b.clear();
-        let _ = write!(b, "{key}{SEP}{}{SEP}{}", call.operation, call.outcome());
-        bump(&mut self.koo, b, max, overflow, |n| {
-            *n = n.saturating_add(1)
-        });
-        b.clear();
-        let _ = write!(b, "{key}{SEP}{}", call.time.div_euclid(DAY_SECS));
-        bump(&mut self.daily, b, max, overflow, |d| {
-            if crypto {
-                d.crypto_calls = d.crypto_calls.saturating_add(1);
-            } else {
-                d.management_calls = d.management_calls.saturating_add(1);
-            }
-            d.failures = d.failures.saturating_add(u64::from(failed));
-        });
+        let mut rows = Rows {
+            names: &mut self.names,
+            max: self.max_rows,
+            overflow: &mut self.overflow,
+        };
+        let principal = &*call.principal;
+        rows.bump(
+            &mut self.kps,
+            [key, principal, &call.service],
+            |s| s,
+            |c| c.add(call.service_source as usize, call.time, failed),
+        );
+        rows.bump(
+            &mut self.koo,
+            [key, &call.operation, call.outcome()],
+            |s| s,
+            |n| *n = n.saturating_add(1),
+        );
+        let day = call.time.div_euclid(DAY_SECS);
+        rows.bump(
+            &mut self.daily,
+            [key],
+            |[k]| (k, day),
+            |d| {
+                if crypto {
+                    d.crypto_calls = d.crypto_calls.saturating_add(1);
+                } else {
+                    d.management_calls = d.management_calls.saturating_add(1);
+                }
+                d.failures = d.failures.saturating_add(u64::from(failed));
+            },
+        );
         if let Some(alias) = alias_named(call, key) {
-            b.clear();
-            let _ = write!(b, "{}{SEP}{alias}", alias_target(call, key));
-            bump(&mut self.aliases, b, max, overflow, |n| {
-                *n = n.saturating_add(1)
-            });
+            rows.bump(
+                &mut self.aliases,
+                [alias_target(call, key), alias],
+                |s| s,
+                |n| *n = n.saturating_add(1),
+            );
         }
         if lifecycle_category(&call.operation).is_some() {
-            if self.lifecycle.len() >= max {
-                *overflow = overflow.saturating_add(1);
+            if self.lifecycle.len() >= self.max_rows {
+                self.overflow = self.overflow.saturating_add(1);
             } else {
                 self.lifecycle.push(LifecycleEvent::new(call, key));
             }
         }
+    }
+
+    /// The (key, principal, service) rows, in no order.
+    pub(crate) fn kps_rows(&self) -> impl Iterator<Item = ([&str; 3], &Counts)> {
+        self.kps.iter().map(|(k, v)| (self.names3(k), v))
+    }
+
+    /// The (key, operation, outcome) rows, in no order.
+    pub(crate) fn koo_rows(&self) -> impl Iterator<Item = ([&str; 3], u64)> {
+        self.koo.iter().map(|(k, v)| (self.names3(k), *v))
+    }
+
+    /// The (key, day since the epoch) rows, in no order.
+    pub(crate) fn daily_rows(&self) -> impl Iterator<Item = (&str, i64, &DayCounts)> {
+        self.daily
+            .iter()
+            .map(|((k, day), v)| (self.names.resolve(*k), *day, v))
+    }
+
+    /// The (key, alias) rows, in no order.
+    pub(crate) fn alias_rows(&self) -> impl Iterator<Item = ([&str; 2], u64)> {
+        self.aliases
+            .iter()
+            .map(|(k, v)| (k.map(|s| self.names.resolve(s)), *v))
+    }
+
+    fn names3(&self, k: &[Sym; 3]) -> [&str; 3] {
+        k.map(|s| self.names.resolve(s))
+    }
+}
+
+/// Adds to rows keyed by interned names, interning only for a row that gets a place.
+struct Rows<'a> {
+    names: &'a mut Names,
+    max: usize,
+    overflow: &'a mut u64,
+}
+
+impl Rows<'_> {
+    fn bump<const N: usize, K: Hash + Eq, V: Default>(
+        &mut self,
+        map: &mut Map<K, V>,
+        parts: [&str; N],
+        key: impl Fn([Sym; N]) -> K,
+        f: impl FnOnce(&mut V),
+    ) {
+        let mut known = [Sym::default(); N];
+        let all_known = parts
+            .iter()
+            .zip(&mut known)
+            .all(|(p, k)| self.names.get(p).map(|s| *k = s).is_some());
+        if all_known {
+            if let Some(v) = map.get_mut(&key(known)) {
+                f(v);
+                return;
+            }
+        }
+        if map.len() >= self.max {
+            *self.overflow = self.overflow.saturating_add(1);
+            return;
+        }
+        let k = key(parts.map(|p| self.names.intern(p)));
+        f(map.entry(k).or_default());
     }
 }
 
@@ -240,28 +360,6 @@ fn alias_target<'a>(call: &'a KmsCall, key: &'a str) -> &'a str {
     match &call.effect {
         Some(KeyEffect::AliasSet { key: target, .. }) => target,
         _ => key,
-    }
-}
-
-/// The `N` parts of a composite row key (missing parts empty).
-pub(crate) fn split_key<const N: usize>(k: &str) -> [&str; N] {
-    let mut it = k.splitn(N, SEP);
-    std::array::from_fn(|_| it.next().unwrap_or_default())
-}
-
-fn bump<V: Default>(
-    map: &mut Map<Box<str>, V>,
-    k: &str,
-    max: usize,
-    overflow: &mut u64,
-    f: impl FnOnce(&mut V),
-) {
-    if let Some(v) = map.get_mut(k) {
-        f(v);
-    } else if map.len() >= max {
-        *overflow = overflow.saturating_add(1);
-    } else {
-        f(map.entry(k.into()).or_default());
     }
 }
 

@@ -123,7 +123,10 @@ fn daily_counts_split_by_utc_day_and_class() {
     t.record(&failed(at(86_400, "Decrypt")), Some(K));
     t.record(&at(86_401, "DescribeKey"), Some(K));
     let day = |d: i64| {
-        let c = t.daily[&*format!("{K}{SEP}{d}")];
+        let (_, _, c) = t
+            .daily_rows()
+            .find(|&(k, day, _)| k == K && day == d)
+            .unwrap();
         (c.crypto_calls, c.management_calls, c.failures)
     };
     assert_eq!((day(0), day(1)), ((1, 0, 0), (1, 1, 1)));
@@ -145,7 +148,7 @@ fn aliases_are_recorded_on_the_key_they_name() {
     // An alias never resolved is its own "key": not an alias of anything.
     t.record(&via, Some(alias));
     assert_eq!(t.aliases.len(), 1);
-    assert_eq!(t.aliases[&*format!("{K}{SEP}{alias}")], 2);
+    assert_eq!(t.alias_rows().collect::<Vec<_>>(), vec![([K, alias], 2)]);
 }
 
 #[test]
@@ -159,4 +162,44 @@ fn every_table_is_bounded_and_what_is_over_is_counted() {
     assert_eq!(t.overflow, 2, "one daily row and one lifecycle call over");
     assert_eq!(t.restore_limit(1), Some(2));
     assert_eq!(t.restore_limit(2), None);
+}
+
+#[test]
+fn a_row_named_by_several_steps_keeps_each_steps_count() {
+    use crate::decode::ServiceSource;
+    let mut t = Totals::new(100);
+    let mut c = at(1, "Decrypt");
+    t.record(&c, Some(K));
+    t.record(&c, Some(K));
+    c.service_source = ServiceSource::ALL[2];
+    t.record(&failed(c), Some(K));
+    let rows: Vec<_> = t.kps_rows().collect();
+    assert_eq!(rows.len(), 1);
+    let (_, counts) = rows[0];
+    let mut want = [0; 6];
+    want[at(1, "Decrypt").service_source as usize] += 2;
+    want[2] += 1;
+    assert_eq!(
+        (counts.calls, counts.failures, counts.by_source()),
+        (3, 1, want)
+    );
+}
+
+#[test]
+fn saved_totals_round_trip_and_bad_ids_are_refused() {
+    let mut t = Totals::new(100);
+    t.record(&at(1, "Decrypt"), Some(K));
+    t.record(&at(86_401, "CreateGrant"), Some(K));
+    let json = serde_json::to_string(&t).unwrap();
+    let back: Totals = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    assert_eq!(back.kps_rows().count(), 1);
+    // Point a row at a name the table does not hold.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["kps"][0][0][1] = 99.into();
+    let err = serde_json::from_value::<Totals>(v).unwrap_err();
+    assert!(
+        err.to_string().contains("totals.kps[0] names an id"),
+        "{err}"
+    );
 }

@@ -855,8 +855,12 @@ fn counts_at_max(state: &[u8], fields: &[&str]) -> Vec<u8> {
             Value::Number(n) if all && n.is_u64() => *n = u64::MAX.into(),
             Value::Array(a) => a.iter_mut().for_each(|c| saturate(c, all)),
             Value::Object(o) => o.iter_mut().for_each(|(k, c)| {
-                let counts =
-                    all || COUNTS.contains(&k.as_str()) || k == "by_operation" || k == "by_source";
+                // `one` names the inference step of all of a row's calls: an index, not a count.
+                let counts = k != "one"
+                    && (all
+                        || COUNTS.contains(&k.as_str())
+                        || k == "by_operation"
+                        || k == "by_source");
                 saturate(c, counts)
             }),
             _ => {}
@@ -867,9 +871,11 @@ fn counts_at_max(state: &[u8], fields: &[&str]) -> Vec<u8> {
         let part = v.get_mut(*field).expect("a state field");
         saturate(part, *field == "counters");
     }
-    // The per-key-operation and per-alias tables are counts only.
+    // The per-key-operation and per-alias tables are `[ids, count]` rows: the counts.
     for table in ["koo", "aliases"] {
-        saturate(&mut v["totals"][table], true);
+        for row in v["totals"][table].as_array_mut().into_iter().flatten() {
+            saturate(&mut row[1], true);
+        }
     }
     mutate::unprotect_big_integers(&serde_json::to_vec(&v).expect("JSON"))
 }
