@@ -9,13 +9,9 @@
 mod bench_set;
 
 use std::path::PathBuf;
-use std::time::Instant;
-
-use rayon::prelude::*;
 
 use kmswatch::decode::{decode_object, decompress, split_records, DecodeLimits};
 use kmswatch::engine::{Engine, EngineConfig};
-use kmswatch::replay::{replay, ReplayOptions};
 use kmswatch::rules::load_dir;
 use kmswatch::sources::{walk, ObjectRef};
 
@@ -51,40 +47,12 @@ fn main() {
         cores
     );
 
-    let best = |f: &dyn Fn() -> u64| -> (f64, u64) {
-        let mut best = f64::MAX;
-        let mut out = 0;
-        for _ in 0..3 {
-            let t = Instant::now();
-            out = f();
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        (best, out)
-    };
-
-    let inflate = |b: &Vec<u8>| {
-        decompress(b, limits.max_object_bytes)
-            .expect("bench file decompresses")
-            .len() as u64
-    };
-    let (t_gz1, json_bytes) = best(&|| files.iter().map(inflate).sum());
-    let (t_gz_n, _) = best(&|| files.par_iter().map(inflate).sum());
+    let best = |f: &dyn Fn() -> u64| bench_set::best_of(3, f);
+    let (t_gz1, json_bytes) = best(&|| bench_set::inflate_all(&files, &limits));
+    let (t_gz_n, _) = best(&|| bench_set::inflate_all_par(&files, &limits));
 
     let rules = || load_dir(&repo.join("rules")).expect("shipped rules load");
-    let (t_one, events) = best(&|| {
-        let mut engine = Engine::new(EngineConfig::default(), rules());
-        let mut alerts = Vec::new();
-        for b in &files {
-            let d = decode_object(b, &limits).expect("bench file decodes");
-            for call in d.calls {
-                engine.ingest(call, &mut alerts);
-            }
-            engine.end_object(&mut alerts);
-            alerts.clear();
-        }
-        engine.finish(&mut alerts);
-        engine.counters().kms_calls
-    });
+    let (t_one, events) = best(&|| bench_set::fold_sequentially(&files, rules(), &limits));
     let inflated: Vec<Vec<u8>> = files
         .iter()
         .map(|b| {
@@ -134,17 +102,7 @@ fn main() {
                 .unwrap_or(0)
         })
         .sum();
-    let opts = ReplayOptions {
-        inputs: vec![dir.clone().into()],
-        ..ReplayOptions::default()
-    };
-    let (t_replay, replay_events) = best(&|| {
-        replay(&opts, rules(), |_| Ok(()))
-            .expect("replay")
-            .engine
-            .counters()
-            .kms_calls
-    });
+    let (t_replay, replay_events) = best(&|| bench_set::replay_dir(&dir, rules()));
     assert_eq!(
         events, replay_events,
         "sequential and parallel replay must agree"

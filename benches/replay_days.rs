@@ -17,22 +17,15 @@ mod bench_set;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "bench_set/moto.rs"]
+mod bench_moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use common::aws::{Clients, Moto, REGION};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use bench_set::env_or;
+use common::aws::{Moto, REGION};
 
 struct Run {
     secs: f64,
@@ -63,8 +56,8 @@ fn main() {
         let dir = root.join(format!("{d}d"));
         bench_set::ensure_set_over(&dir, per_day * d as u64, d);
         let bucket = format!("days-{d}");
-        let files = files(&dir);
-        runtime.block_on(upload(&clients, &bucket, &files));
+        let objects = bench_moto::objects(&dir);
+        runtime.block_on(bench_moto::upload(&clients, &bucket, &objects, 16));
         let scratch = tempfile::tempdir().expect("a scratch directory");
         let disk = replay(&moto, dir.to_str().unwrap(), scratch.path());
         let s3 = replay(&moto, &format!("s3://{bucket}/"), scratch.path());
@@ -82,46 +75,10 @@ fn main() {
     }
 }
 
-/// Every file under `dir` with its key (the path below `dir`).
-fn files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let found = kmswatch::sources::walk(&[dir.to_owned()], &Default::default());
-    let mut out = Vec::new();
-    for (o, _) in found.objects {
-        if let kmswatch::sources::ObjectRef::File(p) = o {
-            let key = p
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push((key, p));
-        }
-    }
-    out
-}
-
-async fn upload(c: &Arc<Clients>, bucket: &str, files: &[(String, PathBuf)]) {
-    c.bucket(bucket).await;
-    let sem = Arc::new(Semaphore::new(16));
-    let mut tasks = JoinSet::new();
-    for (key, path) in files {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
-        let (c, bucket, key) = (c.clone(), bucket.to_owned(), key.clone());
-        let body = std::fs::read(path).expect("reading a bench file");
-        tasks.spawn(async move {
-            c.put(&bucket, &key, body).await;
-            drop(permit);
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.expect("an upload task");
-    }
-}
-
 /// One `kmswatch replay INPUT`, timed, with its peak resident memory.
 fn replay(moto: &Moto, input: &str, scratch: &Path) -> Run {
     let summary = scratch.join("summary.json");
-    let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kmswatch"))
+    let child = Command::new(env!("CARGO_BIN_EXE_kmswatch"))
         .args([
             "replay",
             input,
@@ -139,31 +96,20 @@ fn replay(moto: &Moto, input: &str, scratch: &Path) -> Run {
         .stdout(Stdio::null())
         .spawn()
         .expect("running kmswatch replay");
-    let mut hwm_kb = 0;
-    while child.try_wait().expect("waiting for replay").is_none() {
-        if let Some(h) = hwm(child.id()) {
-            hwm_kb = h;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let secs = t.elapsed().as_secs_f64();
+    let watched = bench_set::proc::watch(child);
+    assert!(
+        watched.status.success(),
+        "{input}: replay {}",
+        watched.status
+    );
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&summary).expect("the replay summary"))
             .expect("the replay summary is JSON");
     assert_eq!(v["input"]["objects_failed"], 0, "{input}: objects failed");
     Run {
-        secs,
-        hwm_kb,
+        secs: watched.secs,
+        hwm_kb: watched.hwm_kb,
         kms_calls: v["kms_calls"].as_u64().expect("kms_calls"),
         objects: v["input"]["log_objects"].as_u64().expect("log_objects"),
     }
-}
-
-/// `VmHWM` of a running process, KiB (none once it has exited).
-fn hwm(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -30,21 +30,22 @@ mod bench_set;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "bench_set/moto.rs"]
+mod bench_moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use common::aws::{
-    cloudtrail_notification, free_port, metric, service_config, Clients, Moto, Service,
-};
-use kmswatch::sources::{walk, ObjectRef};
+use bench_set::proc::{cpu_secs, memory_kb, watch};
+use common::aws::{free_port, metric, service_config, Clients, Moto, Service};
 
 /// The trail bucket in moto (the generator's name for it).
 const BUCKET: &str = "kmswatch-org-trail";
@@ -130,18 +131,9 @@ struct Replayed {
     cpu_secs: f64,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
 fn main() {
     let repo = common::repo();
-    let mb: u64 = env_or("KMSWATCH_SERVE_BENCH_MB", 100);
+    let mb: u64 = bench_set::env_or("KMSWATCH_SERVE_BENCH_MB", 100);
     let dir = std::env::var_os("KMSWATCH_SERVE_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo.join("bench-data-serve"));
@@ -179,8 +171,7 @@ fn main() {
     let clients = Arc::new(rt.block_on(moto.clients()));
     let t = Instant::now();
     rt.block_on(async {
-        clients.bucket(BUCKET).await;
-        upload(&clients, &set.objects, 8).await;
+        bench_moto::upload(&clients, BUCKET, &set.objects, 8).await;
     });
     println!(
         "uploaded {n} objects to moto in {:.1}s",
@@ -205,7 +196,7 @@ fn main() {
     let drain = {
         let q = rt.block_on(async {
             let q = clients.queues("moto-alone", MAX_RECEIVES).await;
-            notify(&clients, &q.url, &set.objects).await;
+            bench_moto::notify(&clients, &q.url, BUCKET, &set.objects).await;
             q
         });
         let t = Instant::now();
@@ -228,7 +219,7 @@ fn main() {
         }
     };
 
-    let runs: usize = env_or("KMSWATCH_SERVE_BENCH_RUNS", 3);
+    let runs: usize = bench_set::env_or("KMSWATCH_SERVE_BENCH_RUNS", 3);
     let mut served: Vec<Served> = Vec::new();
     for (i, &c) in concurrencies.iter().enumerate() {
         for r in 0..runs {
@@ -322,41 +313,9 @@ fn check(s: &Served, replayed: &Replayed, json_bytes: u64) {
 /// order (replay's order).
 fn load_set(dir: &Path, mb: u64) -> Set {
     bench_set::ensure_set(dir, mb);
-    let found = walk(&[dir.to_owned()], &kmswatch::sources::Selection::default());
-    let objects = found
-        .objects
-        .iter()
-        .map(|(o, _)| match o {
-            ObjectRef::File(p) => {
-                let key = p
-                    .strip_prefix(dir)
-                    .expect("walk stays under its input")
-                    .to_string_lossy()
-                    .into_owned();
-                (key, std::fs::read(p).expect("reading a bench file"))
-            }
-            ObjectRef::S3 { .. } => unreachable!("walk yields files"),
-        })
-        .collect();
     Set {
         dir: dir.to_owned(),
-        objects,
-    }
-}
-
-async fn upload(c: &Arc<Clients>, objects: &[(String, Vec<u8>)], concurrency: usize) {
-    let sem = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = JoinSet::new();
-    for (key, body) in objects {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
-        let (c, key, body) = (c.clone(), key.clone(), body.clone());
-        tasks.spawn(async move {
-            c.put(BUCKET, &key, body).await;
-            drop(permit);
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.expect("an upload task");
+        objects: bench_moto::objects(dir),
     }
 }
 
@@ -390,32 +349,6 @@ async fn get_all(c: &Arc<Clients>, objects: &[(String, Vec<u8>)], concurrency: u
         total += r.expect("a GET task");
     }
     total
-}
-
-/// Sends one CloudTrail notification per object, in the set's (delivery) order, ten per batch.
-async fn notify(c: &Clients, queue_url: &str, objects: &[(String, Vec<u8>)]) {
-    for (b, chunk) in objects.chunks(10).enumerate() {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _))| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{b}-{i}"))
-                    .message_body(cloudtrail_notification(BUCKET, &[key], false))
-                    .build()
-                    .expect("a batch entry")
-            })
-            .collect();
-        let out = c
-            .sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("SendMessageBatch");
-        assert!(out.failed.is_empty(), "SendMessageBatch: {:?}", out.failed);
-    }
 }
 
 /// Receives and deletes `n` messages as serve does without a state file: `receivers` loops
@@ -488,7 +421,7 @@ fn serve_once(
     let n = set.objects.len() as u64;
     let q = rt.block_on(async {
         let q = c.queues(&format!("serve-bench-{run}"), MAX_RECEIVES).await;
-        notify(c, &q.url, &set.objects).await;
+        bench_moto::notify(c, &q.url, BUCKET, &set.objects).await;
         q
     });
     assert_eq!(rt.block_on(c.depth(&q.url)), n, "messages queued");
@@ -637,16 +570,7 @@ fn replay_best_of_three(set: &Set) -> Replayed {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let mut child = replay().spawn().expect("running kmswatch replay");
-    let (mut hwm_kb, mut cpu) = (0, 0.0);
-    while child.try_wait().expect("waiting for replay").is_none() {
-        // Once the process has exited its status has no memory lines; keep the last reading.
-        if let Some((_, hwm)) = try_memory_kb(child.id()) {
-            hwm_kb = hwm;
-        }
-        cpu = try_cpu_secs(child.id()).unwrap_or(cpu);
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let watched = watch(replay().spawn().expect("running kmswatch replay"));
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&summary).expect("reading the replay summary"))
             .expect("the replay summary is JSON");
@@ -677,51 +601,7 @@ fn replay_best_of_three(set: &Set) -> Replayed {
         kms_calls,
         decompressed_bytes,
         records: num(&v["input"]["records"], "input.records"),
-        hwm_kb,
-        cpu_secs: cpu,
+        hwm_kb: watched.hwm_kb,
+        cpu_secs: watched.cpu_secs,
     }
-}
-
-/// `VmRSS` and `VmHWM` of a running process, in KiB.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    try_memory_kb(pid).unwrap_or_else(|| panic!("/proc/{pid}/status: no VmRSS or VmHWM"))
-}
-
-fn try_memory_kb(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// User plus system CPU time of a running process (all its threads), in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    try_cpu_secs(pid).unwrap_or_else(|| panic!("/proc/{pid}/stat: no CPU times"))
-}
-
-fn try_cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut f = rest.split(' ').skip(11);
-    let (utime, stime): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
-    Some((utime + stime) as f64 / clock_ticks())
-}
-
-/// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
