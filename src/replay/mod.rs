@@ -107,6 +107,10 @@ pub struct ReplayOptions {
     /// Objects read ahead of the fold, in one chunk (bounds memory: at most about three chunks
     /// of fetched bytes and decoded calls exist at once).
     pub batch_objects: usize,
+    /// Stored (compressed) bytes of one chunk, when the sizes are known: a chunk ends at
+    /// `batch_objects` objects or at this many bytes, whichever comes first (always at least one
+    /// object). Decoded calls take about 7 times the compressed size of KMS-heavy logs.
+    pub batch_bytes: u64,
     /// Continue from this state file instead of an empty engine (`--state-in`).
     pub state_in: Option<PathBuf>,
     /// Write the engine state here after the last object, before the end-of-input close
@@ -125,6 +129,7 @@ impl Default for ReplayOptions {
             engine: EngineConfig::default(),
             decode: DecodeLimits::default(),
             batch_objects: 64,
+            batch_bytes: 4 << 20,
             state_in: None,
             state_out: None,
             progress: ProgressBar::hidden(),
@@ -378,6 +383,49 @@ pub fn fold_objects(
     fold_plan(engine, plan, &reader, None, opts, input, &mut on_alert).map(|_| ())
 }
 
+/// `objects` in order, cut into chunks of at most `max_objects` objects and, past the first
+/// object of a chunk, at most `max_bytes` of their sizes.
+fn chunks(
+    objects: &[(ObjectRef, u64)],
+    max_objects: usize,
+    max_bytes: u64,
+) -> impl Iterator<Item = &[(ObjectRef, u64)]> {
+    let mut rest = objects;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = rest[0].1;
+        let mut n = 1;
+        while n < rest.len().min(max_objects) && bytes.saturating_add(rest[n].1) <= max_bytes {
+            bytes = bytes.saturating_add(rest[n].1);
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+#[test]
+fn chunks_end_at_the_object_or_byte_bound() {
+    let objs: Vec<(ObjectRef, u64)> = [5, 1, 1, 9, 0, 0, 0, 2]
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (ObjectRef::File(format!("{i}").into()), n))
+        .collect();
+    let lens = |max_objects, max_bytes| {
+        chunks(&objs, max_objects, max_bytes)
+            .map(<[_]>::len)
+            .collect::<Vec<_>>()
+    };
+    // A chunk takes objects while they fit; an object bigger than the bound goes alone.
+    assert_eq!(lens(64, 7), [3, 1, 4]);
+    assert_eq!(lens(3, 100), [3, 3, 2]);
+    assert_eq!(lens(64, 0), [1, 1, 1, 1, 3, 1]);
+}
+
 /// What the reading thread hands the fold, in order.
 enum Step {
     /// A day's listing: counts for the input statistics, bytes for the progress bar.
@@ -397,7 +445,7 @@ fn fold_plan(
     on_alert: &mut impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<ListingStats, ReplayError> {
     let mut alerts = Vec::new();
-    let batch = opts.batch_objects.max(1);
+    let (batch, batch_bytes) = (opts.batch_objects.max(1), opts.batch_bytes);
     let progress = &opts.progress;
     let sel = &opts.selection;
     let mut listed = ListingStats::default();
@@ -406,7 +454,7 @@ fn fold_plan(
         let (tx, rx) = sync_channel::<Step>(1);
         scope.spawn(move || {
             let send_chunks = |objects: &[(ObjectRef, u64)]| -> bool {
-                objects.chunks(batch).all(|chunk| {
+                chunks(objects, batch, batch_bytes).all(|chunk| {
                     let reads = reader.read_chunk(chunk);
                     let step = chunk
                         .iter()
