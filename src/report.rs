@@ -168,7 +168,11 @@ pub struct Summary {
     pub input: InputStats,
     /// Distinct KMS calls (after dedupe), the total of `keys[].calls`.
     pub kms_calls: u64,
+    /// Calls seen before, by call id, in another object.
     pub duplicates: u64,
+    /// Objects folded before (same name and size), skipped whole: their calls are in neither
+    /// count.
+    pub duplicate_objects: u64,
     pub late_events: u64,
     /// Events later than their object's delivery time + `future_skew_secs`: not folded.
     pub future_events: u64,
@@ -293,6 +297,7 @@ impl Summary {
             input,
             kms_calls: c.kms_calls,
             duplicates: c.duplicates,
+            duplicate_objects: c.duplicate_objects,
             late_events: c.late,
             future_events: c.future_events,
             first_event: first.map(format_rfc3339),
@@ -359,6 +364,13 @@ impl Summary {
             self.first_event.as_deref().unwrap_or("-"),
             self.last_event.as_deref().unwrap_or("-")
         );
+        if self.duplicate_objects > 0 {
+            let _ = writeln!(
+                s,
+                "duplicate objects: {} folded before (same name and size), skipped whole",
+                self.duplicate_objects
+            );
+        }
         let _ = writeln!(
             s,
             "keys: {}; alerts: {} firing, {} resolved",

@@ -25,10 +25,11 @@ use crate::totals::{EngineCounters, Totals};
 pub const FORMAT: &str = "kmswatch.state";
 /// The state format this build writes; bumped on any change (2: the totals keep the report's
 /// facts: key facts, daily usage, aliases, the lifecycle log; 3: the outbox of undelivered
-/// alerts).
-pub const VERSION: u32 = 3;
-/// The oldest format this build still reads: version 2 is version 3 without an outbox (read as
-/// empty).
+/// alerts; 4: dedupe remembers folded objects, and call ids as 64-bit hashes).
+pub const VERSION: u32 = 4;
+/// The oldest format this build still reads: version 3 is version 4 with 128-bit call ids and no
+/// remembered objects (`Dedupe` takes the ids over), version 2 is version 3 without an outbox
+/// (read as empty).
 pub const OLDEST_READABLE: u32 = 2;
 /// This build, as written in `written_by`.
 pub const WRITTEN_BY: &str = concat!("kmswatch ", env!("CARGO_PKG_VERSION"));

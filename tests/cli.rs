@@ -258,14 +258,14 @@ fn state_files_that_cannot_be_used_stop_with_the_way_out() {
     let future = dir.path().join("future.json");
     write(
         &future,
-        br#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 9.0.0"}"#,
+        br#"{"format":"kmswatch.state","version":5,"written_by":"kmswatch 9.0.0"}"#,
     );
     let out = kmswatch(&["state", "summary", future.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
-            "error: {}: state format version 4 is not supported by kmswatch {} (expects 3); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
+            "error: {}: state format version 5 is not supported by kmswatch {} (expects 4); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
             future.display(),
             env!("CARGO_PKG_VERSION")
         )

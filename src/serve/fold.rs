@@ -195,10 +195,17 @@ impl Fold {
         }
         let now = super::now_ms() / 1000;
         // No event can be later than the object's delivery (its name) or than now.
-        self.engine
-            .begin_object(Some(delivered.map_or(now, |d| d.min(now))));
+        let latest = delivered.map_or(now, |d| d.min(now));
+        // An object folded before (a message delivered again, the file announced twice) is
+        // skipped whole; its message is deleted like any folded one.
+        let identity = object.identity(d.stats.compressed_bytes);
+        let fresh = self.engine.begin_object(Some(latest), Some(identity));
+        if !fresh {
+            self.metrics.duplicate_objects.inc();
+            debug!(message_id = %msg.id, object = %object, "object folded before: skipped");
+        }
         let mut future = 0u64;
-        for call in &d.calls {
+        for call in d.calls.iter().filter(|_| fresh) {
             match self.engine.fold(call, alerts) {
                 Folded::Duplicate => self.metrics.duplicates.inc(),
                 Folded::Future => {
@@ -305,7 +312,7 @@ mod tests {
         (f, rx)
     }
 
-    fn object(inflight: &Inflight, id: &str, first_event: u128, time: i64) -> FoldItem {
+    fn object(inflight: &Inflight, id: &str, first_event: u64, time: i64) -> FoldItem {
         let msg = inflight.register(
             &Received {
                 id: id.into(),

@@ -121,6 +121,59 @@ fn a_restored_engine_continues_exactly_at_every_point_of_a_script() {
 }
 
 #[test]
+fn folded_objects_survive_a_restart_and_a_version_3_file_keeps_its_call_ids() {
+    let mut h = Harness::new(rules());
+    let object = crate::aggregate::ObjectId::new("o.json.gz", 10);
+    assert!(h.engine.begin_object(Some(100), Some(object)));
+    h.call(100, decrypt(&key("a"), "app"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    save(&path, &h.engine.snapshot()).unwrap();
+    let restore = |path: &Path| {
+        Engine::restore(
+            EngineConfig::default(),
+            RuleSet { rules: rules() },
+            load(path).unwrap(),
+        )
+        .unwrap()
+        .0
+    };
+    let mut engine = restore(&path);
+    assert!(
+        !engine.begin_object(Some(100), Some(object)),
+        "folded before the save"
+    );
+    assert_eq!(engine.counters().duplicate_objects, 1);
+
+    // Version 3 held 128-bit call ids, whose low 64 bits are today's, and no objects.
+    let mut v3: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    v3["version"] = 3.into();
+    v3["dedupe"] = "DEDUPE".into();
+    let id = (7u128 << 64) | 1; // the harness numbered the first call 1
+    let text = serde_json::to_string(&v3).unwrap().replace(
+        r#""DEDUPE""#,
+        &format!(r#"{{"by_minute":{{"1":[{id}]}},"evicted_early":2}}"#),
+    );
+    fs::write(&path, text).unwrap();
+    let mut engine = restore(&path);
+    assert_eq!(
+        (engine.dedupe().len(), engine.dedupe().ids_evicted_early()),
+        (1, 2)
+    );
+    assert!(
+        engine.begin_object(Some(100), Some(object)),
+        "version 3 knew no objects"
+    );
+    let mut again = decrypt(&key("a"), "app");
+    (again.time, again.dedupe_id) = (100, 1);
+    engine.ingest(again, &mut Vec::new());
+    assert_eq!(
+        (engine.counters().kms_calls, engine.counters().duplicates),
+        (1, 1)
+    );
+}
+
+#[test]
 fn dedupe_ids_survive_a_restart() {
     let mut h = Harness::new(rules());
     h.call(100, decrypt(&key("a"), "app"));
@@ -218,15 +271,15 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
     let cases: Vec<(&str, String, String)> = vec![
         (
             "newer version",
-            r#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
+            r#"{"format":"kmswatch.state","version":5,"written_by":"kmswatch 0.9.0","dedupe":{"new":[1]}}"#
                 .into(),
-            format!("state format version 4 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
+            format!("state format version 5 is not supported by {WRITTEN_BY} (expects 4); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.9.0)"),
         ),
         (
             "older version",
             r#"{"format":"kmswatch.state","version":1,"written_by":"kmswatch 0.1.0","totals":{}}"#
                 .into(),
-            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 3); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
+            format!("state format version 1 is not supported by {WRITTEN_BY} (expects 4); {rebuild}, or run the kmswatch version that wrote it (kmswatch 0.1.0)"),
         ),
         (
             "a summary file",
@@ -270,8 +323,8 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
             "newer version" => matches!(
                 err,
                 StateError::Incompatible {
-                    found: 4,
-                    expected: 3,
+                    found: 5,
+                    expected: 4,
                     ..
                 }
             ),
@@ -279,7 +332,7 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
                 err,
                 StateError::Incompatible {
                     found: 1,
-                    expected: 3,
+                    expected: 4,
                     ..
                 }
             ),
