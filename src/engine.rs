@@ -12,8 +12,10 @@ use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 pub use crate::totals::EngineCounters;
 use crate::totals::Totals;
 
+pub mod limits;
 mod restore;
 
+pub use limits::OverLimits;
 pub use restore::RestoreNote;
 
 /// Engine settings; every bound on memory is here.

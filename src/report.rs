@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::{DecodeStats, ServiceSource};
-use crate::engine::{Engine, EngineCounters};
+use crate::engine::{limits, Engine, EngineConfig, EngineCounters, OverLimits};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
@@ -183,6 +183,9 @@ pub struct Summary {
     pub rules: Vec<RuleStats>,
     /// Calls whose row did not fit a table's `max_report_rows`: the tables are then incomplete.
     pub table_overflow: u64,
+    /// What fell outside each engine limit, by name (every limit listed; see
+    /// [`crate::engine::limits`]).
+    pub over_limits: OverLimits,
     pub keys: Vec<KeyRow>,
     pub key_principal_service: Vec<KeyPrincipalServiceRow>,
     pub key_operation_outcome: Vec<KeyOperationOutcomeRow>,
@@ -202,6 +205,7 @@ impl Summary {
             engine.counters(),
             engine.max_event_time(),
             rules,
+            engine.over_limits(),
         )
     }
 
@@ -220,6 +224,7 @@ impl Summary {
             state.counters(),
             state.max_event_time(),
             rules,
+            state.over_limits(),
         )
     }
 
@@ -229,6 +234,7 @@ impl Summary {
         c: EngineCounters,
         max_event_time: Option<i64>,
         rules: Vec<RuleStats>,
+        over_limits: OverLimits,
     ) -> Summary {
         let mut keys: Vec<KeyRow> = t
             .keys
@@ -306,10 +312,22 @@ impl Summary {
             alerts_resolved: c.alerts_resolved,
             rules,
             table_overflow: t.overflow,
+            over_limits,
             keys,
             key_principal_service: kps,
             key_operation_outcome: koo,
         }
+    }
+
+    /// One line per engine limit reached, saying what it cost and which setting of `config`
+    /// (the run's) to raise: replay prints each as a `note:`.
+    pub fn limit_notes(&self, config: &EngineConfig) -> Vec<String> {
+        limits::LIMITS
+            .iter()
+            .filter_map(|limit| Some((limit, *self.over_limits.get(limit)?)))
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(limit, n)| limits::explain(limit, n, config))
+            .collect()
     }
 
     /// The human-readable summary printed on stderr.

@@ -15,9 +15,9 @@ use super::{ServeConfig, SourceConfig, StateConfig};
 
 /// Limits: any count >= 1.
 const LIMIT: RangeInclusive<i64> = 1..=i64::MAX;
-/// Windows, lateness and the dedupe horizon: at most 366 days (keeps event-time arithmetic far
+/// Windows, lateness and the dedupe horizons: at most 366 days (keeps event-time arithmetic far
 /// from overflow).
-const MAX_SPAN_SECS: i64 = 366 * 86_400;
+pub const MAX_SPAN_SECS: i64 = 366 * 86_400;
 /// Larger channels buy nothing but memory held by in-flight objects.
 const MAX_QUEUE_DEPTH: i64 = 65_536;
 
