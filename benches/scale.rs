@@ -320,7 +320,7 @@ fn changed_calls(dir: &Path) -> Vec<KmsCall> {
         .enumerate()
         .map(|(i, mut c)| {
             c.event_id = format!("bench-changed-{i}").into();
-            c.dedupe_id = u128::MAX - i as u128;
+            c.dedupe_id = u64::MAX - i as u64;
             c
         })
         .collect()
@@ -340,7 +340,7 @@ fn state_times(path: &Path, rules: impl Fn() -> RuleSet, changes: &[KmsCall]) ->
 
     let latest = engine.max_event_time().expect("the state has events");
     let mut alerts = Vec::new();
-    engine.begin_object(Some(latest + 60));
+    engine.begin_object(Some(latest + 60), None);
     for c in changes {
         let mut c = c.clone();
         c.time = latest + 1;

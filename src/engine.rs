@@ -5,15 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::aggregate::{window_start, Dedupe, KeyCatalog};
+use crate::aggregate::{window_start, Dedupe, KeyCatalog, ObjectId};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 pub use crate::totals::EngineCounters;
 use crate::totals::Totals;
 
+pub mod limits;
 mod restore;
 
+pub use limits::OverLimits;
 pub use restore::RestoreNote;
 
 /// Engine settings; every bound on memory is here.
@@ -23,9 +25,23 @@ pub struct EngineConfig {
     pub window_secs: i64,
     /// The watermark trails the latest event time by this much (CloudTrail delivers out of order).
     pub allowed_lateness_secs: i64,
-    /// Call ids are remembered for dedupe this long behind the watermark.
+    /// Folded objects are remembered this long behind the watermark (by delivery time), so an
+    /// object sent again is skipped whole. Default 4 days: SQS keeps an undeleted message for its
+    /// queue's `MessageRetentionPeriod` (default 4 days, at most 14) and may deliver it until
+    /// then; CloudTrail re-delivers a file within hours.
     pub dedupe_horizon_secs: i64,
-    /// Hard cap on remembered call ids (each costs about 40 bytes).
+    /// Hard cap on remembered objects (about 25 bytes each). Default 2,000,000: 4 days of an
+    /// organization delivering 500,000 files a day (1,700 account-regions, a file every 5 min).
+    pub max_dedupe_objects: usize,
+    /// Call ids are remembered this long behind the watermark (by event time), for the same event
+    /// in two objects: a file delivered again under another name, both copies of a cross-account
+    /// call, two trails logging one call. Those copies arrive within CloudTrail's delivery delay
+    /// of each other (typically about 5 minutes, not guaranteed): 1 hour, plus the allowed
+    /// lateness, is ten times that. Redelivered objects are caught by object, for longer.
+    pub dedupe_id_horizon_secs: i64,
+    /// Hard cap on remembered call ids (each costs about 25 bytes). Default 4,000,000 (about
+    /// 100 MB): the horizon and lateness of 1,000 calls/s; beyond it the oldest are forgotten
+    /// early, counted.
     pub max_dedupe_ids: usize,
     /// Keys and aliases tracked in the key catalogue.
     pub max_keys: usize,
@@ -44,8 +60,10 @@ impl Default for EngineConfig {
         EngineConfig {
             window_secs: 300,
             allowed_lateness_secs: 900,
-            dedupe_horizon_secs: 86_400,
-            max_dedupe_ids: 2_000_000,
+            dedupe_horizon_secs: 4 * 86_400,
+            max_dedupe_objects: 2_000_000,
+            dedupe_id_horizon_secs: 3600,
+            max_dedupe_ids: 4_000_000,
             max_keys: 100_000,
             max_aliases: 100_000,
             limits: EvalLimits::default(),
@@ -78,6 +96,9 @@ pub struct Engine {
     watermark: Option<i64>,
     /// Events of the current object after this are future events ([`Engine::begin_object`]).
     time_limit: Option<i64>,
+    /// The current object's identity and latest possible event time, remembered as folded at
+    /// [`Engine::end_object`].
+    object: Option<(ObjectId, Option<i64>)>,
     /// The watermark does not pass this while set ([`Engine::cap_watermark`]).
     watermark_cap: Option<i64>,
     /// Inventory keys of `unused` rules, added to the catalogue at the first event time. Not
@@ -105,13 +126,14 @@ impl Engine {
                 .into_iter()
                 .map(|r| RuleEval::new(r, config.window_secs, config.limits))
                 .collect(),
-            dedupe: Dedupe::new(config.max_dedupe_ids),
+            dedupe: Dedupe::new(config.max_dedupe_ids, config.max_dedupe_objects),
             catalog: KeyCatalog::new(config.max_keys, config.max_aliases),
             totals: Totals::new(config.max_report_rows),
             counters: EngineCounters::default(),
             max_event_time: None,
             watermark: None,
             time_limit: None,
+            object: None,
             watermark_cap: None,
             inventory,
             firing: BTreeMap::new(),
@@ -163,14 +185,37 @@ impl Engine {
     /// time (from the file name) and, live, the clock, whichever is earlier; `None` when neither
     /// is known. Events after `latest` + `future_skew_secs` are future events until
     /// [`Engine::end_object`].
-    pub fn begin_object(&mut self, latest: Option<i64>) {
+    ///
+    /// `identity` names the object's content (`ObjectRef::identity`). Returns false when an
+    /// object with that identity was folded within `dedupe_horizon_secs`: it is counted in
+    /// `duplicate_objects` and the driver must not fold its calls (an object is skipped whole).
+    pub fn begin_object(&mut self, latest: Option<i64>, identity: Option<ObjectId>) -> bool {
         self.time_limit = latest.map(|t| t.saturating_add(self.config.future_skew_secs));
+        self.object = None;
+        match identity {
+            Some(id) if self.dedupe.seen_object(id) => {
+                self.counters.duplicate_objects = self.counters.duplicate_objects.saturating_add(1);
+                false
+            }
+            Some(id) => {
+                self.object = Some((id, latest));
+                true
+            }
+            None => true,
+        }
     }
 
-    /// The current object is complete: move the watermark to the latest event time minus the
-    /// allowed lateness, closing the windows it passes.
+    /// The current object is complete: remember it as folded, move the watermark to the latest
+    /// event time minus the allowed lateness, closing the windows it passes.
     pub fn end_object(&mut self, out: &mut Vec<Alert>) {
         self.time_limit = None;
+        // Remembered by delivery time; without one, by the latest event time so far (none: the
+        // engine has folded nothing, so folding the object again could change nothing).
+        if let Some((id, latest)) = self.object.take() {
+            if let Some(t) = latest.or(self.max_event_time) {
+                self.dedupe.remember_object(id, t);
+            }
+        }
         self.advance_on_event_time(out);
     }
 
@@ -192,8 +237,10 @@ impl Engine {
             return;
         }
         self.watermark = Some(watermark);
-        self.dedupe
-            .evict_before(watermark.saturating_sub(self.config.dedupe_horizon_secs));
+        self.dedupe.evict_before(
+            watermark.saturating_sub(self.config.dedupe_id_horizon_secs),
+            watermark.saturating_sub(self.config.dedupe_horizon_secs),
+        );
         self.close_until(|_| watermark, out);
     }
 
@@ -311,10 +358,10 @@ mod tests {
         let at = |t: i64| {
             let mut c = decrypt("k", "p");
             c.time = t;
-            c.dedupe_id = t as u128;
+            c.dedupe_id = t as u64;
             c
         };
-        e.begin_object(Some(10_000));
+        assert!(e.begin_object(Some(10_000), None));
         assert_eq!(e.fold(&at(9_000), &mut out), Folded::New { late: false });
         // Up to the skew past the delivery time is accepted; beyond it is a future event.
         assert_eq!(
@@ -328,7 +375,52 @@ mod tests {
         assert_eq!(e.max_event_time(), Some(13_600));
         assert_eq!(e.watermark(), Some(13_600 - 900));
         // Without a bound (no delivery time known), nothing is a future event.
-        e.begin_object(None);
+        e.begin_object(None, None);
         assert!(matches!(e.fold(&at(20_000), &mut out), Folded::New { .. }));
+    }
+
+    #[test]
+    fn an_object_folded_before_is_skipped_whole_and_counted_until_its_horizon_passes() {
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 1 }, &["key"])],
+        };
+        let config = EngineConfig {
+            dedupe_horizon_secs: 3600,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config, rules);
+        let mut out = Vec::new();
+        let a = ObjectId::new("a", 1);
+        let mut object = |e: &mut Engine, id, t: i64| {
+            let folded = e.begin_object(Some(t), Some(id));
+            if folded {
+                let mut c = decrypt("k", "p");
+                (c.time, c.dedupe_id) = (t, t as u64);
+                e.fold(&c, &mut out);
+            }
+            e.end_object(&mut out);
+            folded
+        };
+        assert!(object(&mut e, a, 10_000));
+        assert!(!object(&mut e, a, 10_000), "the same object again");
+        assert!(!object(&mut e, a, 10_000));
+        assert!(
+            object(&mut e, ObjectId::new("a", 2), 10_000),
+            "another size"
+        );
+        assert_eq!(
+            (e.counters().duplicate_objects, e.counters().kms_calls),
+            (2, 1),
+            "the other size's call is a duplicate call, not object"
+        );
+        assert_eq!(e.counters().duplicates, 1);
+        // The watermark passes the delivery time + the horizon: forgotten.
+        assert!(object(
+            &mut e,
+            ObjectId::new("b", 1),
+            10_000 + 3600 + 900 + 60
+        ));
+        assert!(object(&mut e, a, 10_000));
+        assert_eq!(e.counters().duplicate_objects, 2);
     }
 }

@@ -10,12 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kmswatch::alerts::JsonLinesSink;
+use kmswatch::config::MAX_SPAN_SECS;
 use kmswatch::decode::DecodeLimits;
 use kmswatch::engine::EngineConfig;
 use kmswatch::generate::{generate, GenerateOptions, Profile};
 use kmswatch::replay::{replay, Input, ReplayOptions, S3Options};
 use kmswatch::report::{AlertLog, AuditReport, InputStats, ReportMeta, Summary};
-use kmswatch::rules::{load_paths, load_source, resolve, LoadError, RuleSet, RuleSource};
+use kmswatch::rules::{
+    load_paths, load_source, resolve, EvalLimits, LoadError, RuleSet, RuleSource,
+};
 use kmswatch::sources::Selection;
 use kmswatch::state;
 
@@ -172,6 +175,10 @@ struct ReplayArgs {
     /// are counted as future events and not folded.
     #[arg(long, default_value_t = 3600)]
     future_skew_secs: i64,
+    /// The engine's limits, as `serve` has them in [engine]: give the service's values to
+    /// reproduce its verdicts.
+    #[command(flatten)]
+    limits: EngineLimitArgs,
     /// Largest decompressed object accepted.
     #[arg(long, default_value_t = 512 << 20)]
     max_object_bytes: usize,
@@ -187,6 +194,48 @@ struct ReplayArgs {
     /// Write the auditors' report here: tables as Parquet and CSV, report.md, manifest.json.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+}
+
+/// `[engine]` settings of `serve` beyond windows and lateness (defaults: the service's).
+#[derive(Args)]
+struct EngineLimitArgs {
+    /// How long folded objects are remembered for dedupe behind the watermark (an object seen
+    /// again is skipped whole).
+    #[arg(long, default_value_t = EngineConfig::default().dedupe_horizon_secs)]
+    dedupe_horizon_secs: i64,
+    /// How long call ids are remembered for dedupe behind the watermark (>= the lateness).
+    #[arg(long, default_value_t = EngineConfig::default().dedupe_id_horizon_secs)]
+    dedupe_id_horizon_secs: i64,
+    /// Most folded objects remembered for dedupe.
+    #[arg(long, default_value_t = EngineConfig::default().max_dedupe_objects, value_parser = at_least_one)]
+    max_dedupe_objects: usize,
+    /// Most call ids remembered for dedupe.
+    #[arg(long, default_value_t = EngineConfig::default().max_dedupe_ids, value_parser = at_least_one)]
+    max_dedupe_ids: usize,
+    /// Most keys in the key catalogue.
+    #[arg(long, default_value_t = EngineConfig::default().max_keys, value_parser = at_least_one)]
+    max_keys: usize,
+    /// Most aliases in the key catalogue.
+    #[arg(long, default_value_t = EngineConfig::default().max_aliases, value_parser = at_least_one)]
+    max_aliases: usize,
+    /// Most groups one rule tracks at once.
+    #[arg(long, default_value_t = EngineConfig::default().limits.max_groups_per_rule, value_parser = at_least_one)]
+    max_groups_per_rule: usize,
+    /// Most principals remembered per key by new-principal rules.
+    #[arg(long, default_value_t = EngineConfig::default().limits.max_principals_per_key, value_parser = at_least_one)]
+    max_principals_per_key: usize,
+    /// Most rows of each per-key total table.
+    #[arg(long, default_value_t = EngineConfig::default().max_report_rows, value_parser = at_least_one)]
+    max_report_rows: usize,
+}
+
+/// A limit: a whole number >= 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be >= 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -520,6 +569,22 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         args.future_skew_secs >= 0,
         "--future-skew-secs must be >= 0"
     );
+    let l = &args.limits;
+    for (flag, secs) in [
+        ("--dedupe-horizon-secs", l.dedupe_horizon_secs),
+        ("--dedupe-id-horizon-secs", l.dedupe_id_horizon_secs),
+    ] {
+        anyhow::ensure!(
+            (0..=MAX_SPAN_SECS).contains(&secs),
+            "{flag} must be between 0 and {MAX_SPAN_SECS}, got {secs}"
+        );
+    }
+    anyhow::ensure!(
+        l.dedupe_id_horizon_secs >= args.allowed_lateness_secs,
+        "--dedupe-id-horizon-secs ({}) must be >= --allowed-lateness-secs ({}): late calls must still be recognised as duplicates",
+        l.dedupe_id_horizon_secs,
+        args.allowed_lateness_secs
+    );
     let inputs = args
         .inputs
         .iter()
@@ -554,7 +619,17 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             window_secs: args.window_secs,
             allowed_lateness_secs: args.allowed_lateness_secs,
             future_skew_secs: args.future_skew_secs,
-            ..EngineConfig::default()
+            dedupe_horizon_secs: l.dedupe_horizon_secs,
+            dedupe_id_horizon_secs: l.dedupe_id_horizon_secs,
+            max_dedupe_objects: l.max_dedupe_objects,
+            max_dedupe_ids: l.max_dedupe_ids,
+            max_keys: l.max_keys,
+            max_aliases: l.max_aliases,
+            limits: EvalLimits {
+                max_groups_per_rule: l.max_groups_per_rule,
+                max_principals_per_key: l.max_principals_per_key,
+            },
+            max_report_rows: l.max_report_rows,
         },
         decode: DecodeLimits {
             max_object_bytes: args.max_object_bytes,
@@ -578,6 +653,9 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     })?;
     sink.flush().context("writing alerts")?;
     for note in &result.notes {
+        eprintln!("note: {note}");
+    }
+    for note in result.summary().limit_notes(&opts.engine) {
         eprintln!("note: {note}");
     }
     if let Some(p) = &args.summary {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::{DecodeStats, ServiceSource};
-use crate::engine::{Engine, EngineCounters};
+use crate::engine::{limits, Engine, EngineConfig, EngineCounters, OverLimits};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
@@ -227,7 +227,11 @@ pub struct Summary<'a> {
     pub input: &'a InputStats,
     /// Distinct KMS calls (after dedupe), the total of `keys[].calls`.
     pub kms_calls: u64,
+    /// Calls seen before, by call id, in another object.
     pub duplicates: u64,
+    /// Objects folded before (same name and size), skipped whole: their calls are in neither
+    /// count.
+    pub duplicate_objects: u64,
     pub late_events: u64,
     /// Events later than their object's delivery time + `future_skew_secs`: not folded.
     pub future_events: u64,
@@ -238,6 +242,9 @@ pub struct Summary<'a> {
     pub rules: Vec<RuleStats>,
     /// Calls whose row did not fit a table's `max_report_rows`: the tables are then incomplete.
     pub table_overflow: u64,
+    /// What fell outside each engine limit, by name (every limit listed; see
+    /// [`crate::engine::limits`]).
+    pub over_limits: OverLimits,
     pub keys: Vec<KeyRow>,
     pub key_principal_service: KpsTable<'a>,
     pub key_operation_outcome: KooTable<'a>,
@@ -257,6 +264,7 @@ impl<'a> Summary<'a> {
             engine.counters(),
             engine.max_event_time(),
             rules,
+            engine.over_limits(),
         )
     }
 
@@ -275,6 +283,7 @@ impl<'a> Summary<'a> {
             state.counters(),
             state.max_event_time(),
             rules,
+            state.over_limits(),
         )
     }
 
@@ -284,6 +293,7 @@ impl<'a> Summary<'a> {
         c: EngineCounters,
         max_event_time: Option<i64>,
         rules: Vec<RuleStats>,
+        over_limits: OverLimits,
     ) -> Summary<'a> {
         let mut keys: Vec<KeyRow> = t
             .keys
@@ -309,6 +319,7 @@ impl<'a> Summary<'a> {
             input,
             kms_calls: c.kms_calls,
             duplicates: c.duplicates,
+            duplicate_objects: c.duplicate_objects,
             late_events: c.late,
             future_events: c.future_events,
             first_event: first.map(format_rfc3339),
@@ -317,10 +328,22 @@ impl<'a> Summary<'a> {
             alerts_resolved: c.alerts_resolved,
             rules,
             table_overflow: t.overflow,
+            over_limits,
             keys,
             key_principal_service: KpsTable(t),
             key_operation_outcome: KooTable(t),
         }
+    }
+
+    /// One line per engine limit reached, saying what it cost and which setting of `config`
+    /// (the run's) to raise: replay prints each as a `note:`.
+    pub fn limit_notes(&self, config: &EngineConfig) -> Vec<String> {
+        limits::LIMITS
+            .iter()
+            .filter_map(|limit| Some((limit, *self.over_limits.get(limit)?)))
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(limit, n)| limits::explain(limit, n, config))
+            .collect()
     }
 
     /// The human-readable summary printed on stderr.
@@ -375,6 +398,13 @@ impl<'a> Summary<'a> {
             self.first_event.as_deref().unwrap_or("-"),
             self.last_event.as_deref().unwrap_or("-")
         );
+        if self.duplicate_objects > 0 {
+            let _ = writeln!(
+                s,
+                "duplicate objects: {} folded before (same name and size), skipped whole",
+                self.duplicate_objects
+            );
+        }
         let _ = writeln!(
             s,
             "keys: {}; alerts: {} firing, {} resolved",

@@ -25,7 +25,8 @@ use crate::totals::{EngineCounters, Totals};
 pub const FORMAT: &str = "kmswatch.state";
 /// The state format this build writes; bumped on any change (2: the totals keep the report's
 /// facts: key facts, daily usage, aliases, the lifecycle log; 3: the outbox of undelivered
-/// alerts; 4: the totals' tables keyed by interned names).
+/// alerts; 4: the totals' tables keyed by interned names, dedupe remembers folded objects and
+/// call ids as 64-bit hashes).
 pub const VERSION: u32 = 4;
 /// The oldest format this build still reads. Versions 2 and 3 keyed the totals by joined strings:
 /// they are refused with the way out (rebuild the state with a replay, or run the build that wrote

@@ -124,6 +124,78 @@ fn replay_writes_alerts_and_summary_files() {
     }
 }
 
+/// `replay` takes the engine limits of `serve`'s [engine] table, so a replay can reproduce the
+/// service's verdicts, and says in `note:` lines what did not fit them (even with `--quiet`).
+#[test]
+fn replay_takes_the_services_engine_limits_and_notes_what_did_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let summary = dir.path().join("summary.json");
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "sample-logs/",
+            "--rules",
+            "rules/",
+            "--quiet",
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--summary",
+            summary.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        kmswatch(&args)
+    };
+    let out = replay(&["--max-keys", "3", "--max-groups-per-rule", "2"]);
+    succeeds(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(notes.len(), 2, "{stderr}");
+    assert!(
+        notes[0].contains("successful calls named keys beyond max_keys (3)"),
+        "{stderr}"
+    );
+    assert!(
+        notes[1].contains("did not fit max_groups_per_rule (2)"),
+        "{stderr}"
+    );
+    let s = json_file(&summary);
+    let over = &s["over_limits"];
+    assert!(over["max_keys"].as_u64().unwrap() > 0, "{over}");
+    assert_eq!(over["max_dedupe_ids"], 0);
+    let golden = std::fs::read_to_string(repo().join("tests/golden/sample-alerts.jsonl")).unwrap();
+    let got = std::fs::read_to_string(&alerts).unwrap();
+    assert!(
+        got.lines().count() < golden.lines().count(),
+        "fewer keys and groups judged, fewer alerts"
+    );
+    // The defaults are the service's: the golden verdicts, no note.
+    let out = replay(&[]);
+    succeeds(&out);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap(), golden);
+
+    for (args, error) in [
+        (
+            &["--max-dedupe-ids", "0"][..],
+            "invalid value '0' for '--max-dedupe-ids <MAX_DEDUPE_IDS>': must be >= 1",
+        ),
+        (
+            &["--dedupe-id-horizon-secs", "60"][..],
+            "--dedupe-id-horizon-secs (60) must be >= --allowed-lateness-secs (900)",
+        ),
+    ] {
+        let out = replay(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(error), "{stderr}");
+    }
+}
+
 fn json_file(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

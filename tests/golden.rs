@@ -138,6 +138,42 @@ fn output_does_not_depend_on_the_order_files_are_given_in() {
     assert_eq!(forward, again);
 }
 
+/// A copy of the sample (another bucket synced to disk, say) given as a second input: every
+/// object is folded once, the copies are counted as duplicate objects, and the verdicts and totals
+/// are the sample's.
+#[test]
+fn the_same_files_in_two_inputs_are_folded_once() {
+    let (once, alerts) = run(vec![sample()]);
+    let copy = tempfile::tempdir().unwrap();
+    for f in walk_files(&sample()) {
+        let to = copy.path().join(f.strip_prefix(sample()).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let (twice, alerts_twice) = run(vec![sample(), copy.path().to_owned()]);
+    assert_eq!(alerts_twice, alerts);
+    let objects = once.input.log_objects;
+    assert!(objects > 1000);
+    assert_eq!(
+        (
+            once.summary().duplicate_objects,
+            twice.summary().duplicate_objects
+        ),
+        (0, objects)
+    );
+    assert_eq!(twice.input.log_objects, 2 * objects);
+    let verdicts = |r: &Replay| {
+        let mut v = serde_json::to_value(r.summary()).unwrap();
+        v["input"] = serde_json::Value::Null;
+        v["duplicate_objects"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(verdicts(&twice), verdicts(&once));
+    assert!(twice.summary().render_text().contains(&format!(
+        "duplicate objects: {objects} folded before (same name and size), skipped whole"
+    )));
+}
+
 fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -1,4 +1,14 @@
-//! Remembers recent call ids so a redelivered record, or both copies of a cross-account call, count once.
+//! Remembers what was folded so nothing counts twice: whole objects for a long horizon at a few
+//! bytes each, and call ids for a shorter one.
+//!
+//! Most duplicates are whole objects: an SQS message delivered again (after its visibility
+//! timeout, or a delete that did not happen), CloudTrail re-delivering a file, the same file in two
+//! replay inputs. Those are recognised by their [`ObjectId`] (a 64-bit hash of the object's name
+//! and size) and skipped whole, for `dedupe_horizon_secs`. What object identity cannot see is the
+//! same event in two different objects (a file re-delivered under another name, both copies of a
+//! cross-account call, an organization trail and an account trail logging the same call): a set
+//! of 64-bit call ids catches those for the shorter `dedupe_id_horizon_secs`. Both sets are
+//! bucketed by minute, so eviction drops whole buckets, and both have a hard cap.
 
 use std::collections::BTreeMap;
 
@@ -6,89 +16,168 @@ use serde::{Deserialize, Serialize};
 
 use crate::Set;
 
-/// Ids are bucketed by event minute, so eviction drops whole buckets; memory is bounded by
-/// `max_ids` whatever the input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dedupe {
-    /// Every id of `by_minute`, for lookups; not saved (rebuilt by [`Dedupe::restore_limit`]).
-    #[serde(skip)]
-    seen: Set<u128>,
-    /// Event minute -> ids first seen with an event time in that minute.
-    by_minute: BTreeMap<i64, Vec<u128>>,
-    /// Configuration, not state: set again from the current configuration on restore.
-    #[serde(skip)]
-    max_ids: usize,
-    /// Ids forgotten because `max_ids` was reached before their horizon passed.
-    pub evicted_early: u64,
+/// What identifies a log object across deliveries, drivers and copies: a 64-bit hash of its
+/// name (see `ObjectRef::identity`) and its size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectId(u64);
+
+impl ObjectId {
+    pub fn new(name: &str, size: u64) -> ObjectId {
+        let mut bytes = Vec::with_capacity(name.len() + 9);
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&size.to_le_bytes());
+        ObjectId(xxhash_rust::xxh3::xxh3_64(&bytes))
+    }
 }
 
-impl Dedupe {
-    pub fn new(max_ids: usize) -> Self {
-        Dedupe {
-            seen: Set::default(),
-            by_minute: BTreeMap::new(),
-            max_ids: max_ids.max(1),
-            evicted_early: 0,
+/// 64-bit hashes remembered by minute, at most `max` of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recent {
+    /// Every hash of `by_minute`, for lookups; not saved (rebuilt by [`Recent::restore_limit`]).
+    #[serde(skip)]
+    seen: Set<u64>,
+    /// Minute -> hashes first seen with a time in that minute.
+    by_minute: BTreeMap<i64, Vec<u64>>,
+    /// Configuration, not state: set again from the current configuration on restore.
+    #[serde(skip)]
+    max: usize,
+    /// Hashes forgotten because `max` was reached before their horizon passed.
+    evicted_early: u64,
+}
+
+impl Recent {
+    fn new(max: usize) -> Self {
+        Recent {
+            max: max.max(1),
+            ..Recent::default()
         }
     }
 
-    /// True when the id was not seen before (and is now remembered).
-    pub fn first_time(&mut self, id: u128, event_time: i64) -> bool {
-        if !self.seen.insert(id) {
+    /// True when `h` was not remembered before (and is now).
+    fn insert(&mut self, h: u64, time: i64) -> bool {
+        if !self.seen.insert(h) {
             return false;
         }
         self.by_minute
-            .entry(event_time.div_euclid(60))
+            .entry(time.div_euclid(60))
             .or_default()
-            .push(id);
+            .push(h);
         self.enforce_cap();
         true
     }
 
-    /// Forgets the oldest minutes while more than `max_ids` ids are remembered; returns how many
-    /// ids were forgotten (also counted in `evicted_early`).
+    /// Forgets the oldest minutes while more than `max` hashes are remembered; returns how many
+    /// were forgotten (also counted in `evicted_early`).
     fn enforce_cap(&mut self) -> u64 {
         let mut forgotten = 0;
-        while self.seen.len() > self.max_ids {
-            let Some((_, ids)) = self.by_minute.pop_first() else {
+        while self.seen.len() > self.max {
+            let Some((_, hs)) = self.by_minute.pop_first() else {
                 break;
             };
-            forgotten += ids.len() as u64;
-            for id in ids {
-                self.seen.remove(&id);
+            forgotten += hs.len() as u64;
+            for h in hs {
+                self.seen.remove(&h);
             }
         }
         self.evicted_early = self.evicted_early.saturating_add(forgotten);
         forgotten
     }
 
-    /// After loading from a state file: rebuilds the lookup set and applies the configured
-    /// `max_ids`, forgetting the oldest minutes if the saved ids exceed it, as the cap does when
-    /// running. Returns how many ids were forgotten.
-    pub(crate) fn restore_limit(&mut self, max_ids: usize) -> u64 {
-        self.max_ids = max_ids.max(1);
+    fn restore_limit(&mut self, max: usize) -> u64 {
+        self.max = max.max(1);
         self.seen = self.by_minute.values().flatten().copied().collect();
         self.enforce_cap()
     }
 
-    /// Forgets ids whose event time is before `before`.
-    pub fn evict_before(&mut self, before: i64) {
+    fn evict_before(&mut self, before: i64) {
         let keep = self.by_minute.split_off(&before.div_euclid(60));
-        for id in std::mem::replace(&mut self.by_minute, keep)
+        for h in std::mem::replace(&mut self.by_minute, keep)
             .into_values()
             .flatten()
         {
-            self.seen.remove(&id);
+            self.seen.remove(&h);
+        }
+    }
+}
+
+/// Remembered objects and call ids; memory is bounded by `max_dedupe_objects` and
+/// `max_dedupe_ids` whatever the input (about 25 bytes per object or id).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    /// Call ids (`KmsCall::dedupe_id`) by event minute.
+    #[serde(default)]
+    ids: Recent,
+    /// Folded objects by the minute of their delivery time.
+    #[serde(default)]
+    objects: Recent,
+}
+
+impl Dedupe {
+    pub fn new(max_ids: usize, max_objects: usize) -> Self {
+        Dedupe {
+            ids: Recent::new(max_ids),
+            objects: Recent::new(max_objects),
         }
     }
 
+    /// True when the call id was not seen before (and is now remembered).
+    pub fn first_time(&mut self, id: u64, event_time: i64) -> bool {
+        self.ids.insert(id, event_time)
+    }
+
+    /// Whether the object was folded before (and is still remembered).
+    pub fn seen_object(&self, id: ObjectId) -> bool {
+        self.objects.seen.contains(&id.0)
+    }
+
+    /// Remembers a folded object; `time` is its delivery time (or, unknown, the latest event
+    /// time when it was folded).
+    pub fn remember_object(&mut self, id: ObjectId, time: i64) {
+        self.objects.insert(id.0, time);
+    }
+
+    /// After loading from a state file: rebuilds the lookup sets and applies the configured
+    /// caps, forgetting the oldest minutes of what exceeds them, as the caps do when running.
+    /// Returns how many (call ids, objects) were forgotten.
+    pub(crate) fn restore_limits(&mut self, max_ids: usize, max_objects: usize) -> (u64, u64) {
+        (
+            self.ids.restore_limit(max_ids),
+            self.objects.restore_limit(max_objects),
+        )
+    }
+
+    /// Forgets call ids whose event time is before `ids_before` and objects delivered before
+    /// `objects_before`.
+    pub fn evict_before(&mut self, ids_before: i64, objects_before: i64) {
+        self.ids.evict_before(ids_before);
+        self.objects.evict_before(objects_before);
+    }
+
+    /// Call ids remembered.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.ids.seen.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.ids.seen.is_empty()
+    }
+
+    /// Objects remembered.
+    pub fn objects(&self) -> usize {
+        self.objects.seen.len()
+    }
+
+    /// Call ids forgotten before their horizon because `max_dedupe_ids` was reached.
+    pub fn ids_evicted_early(&self) -> u64 {
+        self.ids.evicted_early
+    }
+
+    /// Objects forgotten before their horizon because `max_dedupe_objects` was reached.
+    pub fn objects_evicted_early(&self) -> u64 {
+        self.objects.evicted_early
     }
 }
 
@@ -98,7 +187,7 @@ mod tests {
 
     #[test]
     fn duplicates_are_caught_until_evicted() {
-        let mut d = Dedupe::new(100);
+        let mut d = Dedupe::new(100, 100);
         assert!(d.first_time(1, 1000));
         assert!(!d.first_time(1, 1000));
         assert!(
@@ -106,47 +195,81 @@ mod tests {
             "same id, other time: still a duplicate"
         );
         assert!(d.first_time(2, 1100));
-        d.evict_before(1020);
+        d.evict_before(1020, i64::MIN);
         assert!(d.first_time(1, 1000), "evicted: id 1 is new again");
         assert!(!d.first_time(2, 1100), "1100 is after the horizon: kept");
     }
 
     #[test]
     fn the_cap_drops_oldest_minutes_first() {
-        let mut d = Dedupe::new(3);
+        let mut d = Dedupe::new(3, 3);
         for (id, t) in [(1, 0), (2, 60), (3, 120), (4, 180)] {
             assert!(d.first_time(id, t));
         }
         assert_eq!(d.len(), 3);
-        assert_eq!(d.evicted_early, 1);
+        assert_eq!(d.ids_evicted_early(), 1);
         assert!(!d.first_time(4, 180));
         assert!(d.first_time(1, 0));
     }
 
     #[test]
-    fn ids_and_negative_minutes_round_trip_through_json() {
-        let mut d = Dedupe::new(10);
-        for (id, t) in [(u128::MAX, -61), (0, 0), (1 << 100, 125)] {
+    fn objects_are_remembered_for_their_own_horizon_and_cap() {
+        let mut d = Dedupe::new(10, 2);
+        let (a, b, c) = (
+            ObjectId::new("AWSLogs/1/a.json.gz", 10),
+            ObjectId::new("AWSLogs/1/a.json.gz", 11),
+            ObjectId::new("AWSLogs/1/c.json.gz", 10),
+        );
+        assert_ne!(a, b, "the size is part of the identity");
+        assert!(!d.seen_object(a));
+        d.remember_object(a, 0);
+        d.remember_object(b, 600);
+        assert!(d.seen_object(a) && d.seen_object(b) && !d.seen_object(c));
+        // Call ids go on the ids' horizon, objects on theirs.
+        assert!(d.first_time(7, 0));
+        d.evict_before(60, 60);
+        assert!(
+            !d.seen_object(a) && d.seen_object(b),
+            "a was delivered before 60"
+        );
+        assert!(d.first_time(7, 0), "the id's horizon passed too");
+        d.remember_object(a, 700);
+        d.remember_object(c, 800);
+        assert_eq!((d.objects(), d.objects_evicted_early()), (2, 1));
+        assert!(!d.seen_object(b), "the cap forgets the oldest minute first");
+        assert_eq!(d.ids_evicted_early(), 0);
+    }
+
+    #[test]
+    fn ids_objects_and_negative_minutes_round_trip_through_json() {
+        let mut d = Dedupe::new(10, 10);
+        for (id, t) in [(u64::MAX, -61), (0, 0), (1 << 60, 125)] {
             assert!(d.first_time(id, t));
         }
+        d.remember_object(ObjectId(5), 60);
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(
             json,
             format!(
-                r#"{{"by_minute":{{"-2":[{}],"0":[0],"2":[{}]}},"evicted_early":0}}"#,
-                u128::MAX,
-                1u128 << 100
+                r#"{{"ids":{{"by_minute":{{"-2":[{}],"0":[0],"2":[{}]}},"evicted_early":0}},"objects":{{"by_minute":{{"1":[5]}},"evicted_early":0}}}}"#,
+                u64::MAX,
+                1u64 << 60
             )
         );
         let mut back: Dedupe = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.restore_limit(10), 0);
-        assert_eq!(back.len(), 3);
-        for (id, t) in [(u128::MAX, 0), (0, 0), (1 << 100, 0)] {
-            assert!(!back.first_time(id, t), "{id} is remembered");
+        assert_eq!(back.restore_limits(10, 10), (0, 0));
+        assert_eq!((back.len(), back.objects()), (3, 1));
+        for id in [u64::MAX, 0, 1 << 60] {
+            assert!(!back.first_time(id, 0), "{id} is remembered");
         }
+        assert!(back.seen_object(ObjectId(5)));
         let mut small: Dedupe = serde_json::from_str(&json).unwrap();
-        assert_eq!(small.restore_limit(2), 1, "the oldest minute goes first");
-        assert_eq!((small.len(), small.evicted_early), (2, 1));
-        assert!(small.first_time(u128::MAX, 0));
+        assert_eq!(
+            small.restore_limits(2, 1),
+            (1, 0),
+            "the oldest minute goes first"
+        );
+        assert_eq!((small.len(), small.ids_evicted_early()), (2, 1));
+        assert!(small.first_time(u64::MAX, 0));
     }
 }

@@ -1,4 +1,11 @@
-//! The key catalogue: every key seen, when, whether it is pending deletion, and alias resolution.
+//! The key catalogue: every key seen succeeding, when, whether it is pending deletion, and alias
+//! resolution.
+//!
+//! A key enters the catalogue with its first successful call (or from a rule's inventory), never
+//! with a failed one: anyone can make up key ARNs and call them, failing, so a flood of failures
+//! on made-up keys must not fill the catalogue nor make `unused` candidates. A failed call on a
+//! key already catalogued still updates its sightings; every call, failed or not, is counted in
+//! the totals.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +18,8 @@ use crate::decode::{KeyEffect, KeyRef, KmsCall};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyInfo {
-    /// Earliest event time of any call on the key.
+    /// Earliest event time of any call on the key since it was first seen succeeding (a failed
+    /// call before that, folded later, counts too).
     pub first_seen: i64,
     pub last_seen: i64,
     /// A successful `ScheduleKeyDeletion` was seen and no `CancelKeyDeletion` after it.
@@ -77,7 +85,8 @@ impl KeyCatalog {
         }
     }
 
-    /// Records the call on its resolved key and applies its effect (alias changes, deletion).
+    /// Records the call on its resolved key and applies its effect (alias changes, deletion). A
+    /// failed call on a key not catalogued is not recorded (see the module documentation).
     pub fn observe(&mut self, call: &KmsCall, key: Option<&str>) {
         match &call.effect {
             Some(KeyEffect::AliasSet { alias, key }) => {
@@ -94,6 +103,9 @@ impl KeyCatalog {
         }
         let Some(key) = key else { return };
         if !self.keys.contains_key(key) {
+            if call.error_code.is_some() {
+                return;
+            }
             if self.keys.len() >= self.max_keys {
                 self.keys_overflow = self.keys_overflow.saturating_add(1);
                 return;
@@ -273,5 +285,33 @@ mod tests {
         assert!(k.deleted && !k.live(), "a deleted key stays deleted: {k:?}");
         c.observe(&call(60, None), Some("other"));
         assert_eq!((c.len(), c.keys_overflow), (1, 1), "max_keys is 1");
+    }
+
+    #[test]
+    fn failed_calls_catalogue_no_key_but_update_one_seen_succeeding() {
+        let failed = |time| KmsCall {
+            error_code: Some("AccessDenied".into()),
+            ..call(time, None)
+        };
+        let mut c = KeyCatalog::new(2, 10);
+        for i in 0..1000 {
+            c.observe(&failed(i), Some(&format!("arn:made-up:key/{i}")));
+        }
+        assert_eq!(
+            (c.len(), c.keys_overflow),
+            (0, 0),
+            "a flood of failures on made-up keys takes no place and no overflow"
+        );
+        c.observe(&failed(10), Some("k"));
+        assert_eq!(c.get("k"), None);
+        c.observe(&call(50, None), Some("k"));
+        c.observe(&failed(20), Some("k"));
+        c.observe(&failed(70), Some("k"));
+        let k = c.get("k").unwrap();
+        assert_eq!(
+            (k.first_seen, k.last_seen),
+            (20, 70),
+            "seen succeeding at 50: failures then count as sightings"
+        );
     }
 }

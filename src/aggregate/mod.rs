@@ -8,7 +8,7 @@ mod distinct;
 mod keys;
 mod windows;
 
-pub use dedupe::Dedupe;
+pub use dedupe::{Dedupe, ObjectId};
 pub use distinct::{Distinct, EXACT_CAP as DISTINCT_EXACT_CAP};
 pub use keys::{KeyCatalog, KeyInfo};
 pub use windows::{window_start, Rejected, Windows};

@@ -17,6 +17,8 @@ mod raw;
 mod read;
 mod validate;
 
+pub use validate::MAX_SPAN_SECS;
+
 #[cfg(test)]
 mod tests;
 

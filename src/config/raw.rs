@@ -85,12 +85,16 @@ pub(super) struct RawEngine {
     pub window_secs: Field<i64>,
     /// How far the watermark trails the latest event time, in seconds.
     pub allowed_lateness_secs: Field<i64>,
-    /// How long call ids are remembered behind the watermark, in seconds.
+    /// How long folded objects are remembered behind the watermark, in seconds.
     pub dedupe_horizon_secs: Field<i64>,
+    /// How long call ids are remembered behind the watermark, in seconds.
+    pub dedupe_id_horizon_secs: Field<i64>,
     /// How far an event may be later than its object's delivery time or the clock, in seconds.
     pub future_skew_secs: Field<i64>,
     /// Most call ids remembered for dedupe.
     pub max_dedupe_ids: Field<i64>,
+    /// Most folded objects remembered for dedupe.
+    pub max_dedupe_objects: Field<i64>,
     /// Most keys in the key catalogue.
     pub max_keys: Field<i64>,
     /// Most aliases in the key catalogue.

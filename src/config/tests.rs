@@ -152,9 +152,11 @@ fn each_value_out_of_range_is_reported_at_the_value() {
         ("engine", "window_secs = 0", "engine.window_secs must be between 1 and 31622400, got 0"),
         ("engine", "window_secs = 31622401", "engine.window_secs must be between 1 and 31622400, got 31622401"),
         ("engine", "allowed_lateness_secs = -1", "engine.allowed_lateness_secs must be between 0 and 31622400, got -1"),
-        ("engine", "dedupe_horizon_secs = 600", "engine.dedupe_horizon_secs (600) must be >= engine.allowed_lateness_secs (900): late calls must still be recognised as duplicates"),
-        ("engine", "allowed_lateness_secs = 90000", "engine.dedupe_horizon_secs (86400) must be >= engine.allowed_lateness_secs (90000): late calls must still be recognised as duplicates"),
+        ("engine", "dedupe_id_horizon_secs = 600", "engine.dedupe_id_horizon_secs (600) must be >= engine.allowed_lateness_secs (900): late calls must still be recognised as duplicates"),
+        ("engine", "allowed_lateness_secs = 90000", "engine.dedupe_id_horizon_secs (3600) must be >= engine.allowed_lateness_secs (90000): late calls must still be recognised as duplicates"),
         ("engine", "max_dedupe_ids = 0", "engine.max_dedupe_ids must be >= 1, got 0"),
+        ("engine", "max_dedupe_objects = 0", "engine.max_dedupe_objects must be >= 1, got 0"),
+        ("engine", "dedupe_horizon_secs = -1", "engine.dedupe_horizon_secs must be between 0 and 31622400, got -1"),
         ("engine", "max_keys = 0", "engine.max_keys must be >= 1, got 0"),
         ("engine", "max_aliases = -5", "engine.max_aliases must be >= 1, got -5"),
         ("engine", "max_groups_per_rule = 0", "engine.max_groups_per_rule must be >= 1, got 0"),
@@ -190,7 +192,7 @@ fn the_largest_and_smallest_values_in_range_are_accepted() {
         "shutdown_deadline_secs = 1\n{SOURCE}receivers = 64\nmax_messages_per_receive = 1\nwait_time_secs = 0\n\
          visibility_timeout_secs = 43200\nfetch_concurrency = 256\nmax_attempts = 20\nretry_base_ms = 7\n\
          retry_max_ms = 7\nqueue_depth = 65536\n[engine]\nwindow_secs = 31622400\nallowed_lateness_secs = 0\n\
-         dedupe_horizon_secs = 0\nmax_dedupe_ids = 1\n"
+         dedupe_horizon_secs = 0\ndedupe_id_horizon_secs = 0\nmax_dedupe_ids = 1\nmax_dedupe_objects = 1\n"
     );
     let c = ok(&text, &[]);
     assert_eq!(
@@ -226,6 +228,10 @@ fn the_largest_and_smallest_values_in_range_are_accepted() {
         (31_622_400, 0, 0)
     );
     assert_eq!((c.engine.max_dedupe_ids, c.shutdown_deadline_secs), (1, 1));
+    assert_eq!(
+        (c.engine.dedupe_id_horizon_secs, c.engine.max_dedupe_objects),
+        (0, 1)
+    );
 }
 
 #[test]

@@ -15,9 +15,9 @@ use super::{ServeConfig, SourceConfig, StateConfig};
 
 /// Limits: any count >= 1.
 const LIMIT: RangeInclusive<i64> = 1..=i64::MAX;
-/// Windows, lateness and the dedupe horizon: at most 366 days (keeps event-time arithmetic far
+/// Windows, lateness and the dedupe horizons: at most 366 days (keeps event-time arithmetic far
 /// from overflow).
-const MAX_SPAN_SECS: i64 = 366 * 86_400;
+pub const MAX_SPAN_SECS: i64 = 366 * 86_400;
 /// Larger channels buy nothing but memory held by in-flight objects.
 const MAX_QUEUE_DEPTH: i64 = 65_536;
 
@@ -238,19 +238,28 @@ impl Validator<'_, '_> {
             allowed_lateness_secs,
             0..=MAX_SPAN_SECS
         );
-        let horizon_ok = int!(self, "engine", e, d, dedupe_horizon_secs, 0..=MAX_SPAN_SECS);
-        if lateness_ok && horizon_ok && d.dedupe_horizon_secs < d.allowed_lateness_secs {
+        int!(self, "engine", e, d, dedupe_horizon_secs, 0..=MAX_SPAN_SECS);
+        let horizon_ok = int!(
+            self,
+            "engine",
+            e,
+            d,
+            dedupe_id_horizon_secs,
+            0..=MAX_SPAN_SECS
+        );
+        if lateness_ok && horizon_ok && d.dedupe_id_horizon_secs < d.allowed_lateness_secs {
             self.ck.report(
-                &first_given(&[&e.dedupe_horizon_secs, &e.allowed_lateness_secs]),
+                &first_given(&[&e.dedupe_id_horizon_secs, &e.allowed_lateness_secs]),
                 format!(
-                    "engine.dedupe_horizon_secs ({}) must be >= engine.allowed_lateness_secs \
+                    "engine.dedupe_id_horizon_secs ({}) must be >= engine.allowed_lateness_secs \
                      ({}): late calls must still be recognised as duplicates",
-                    d.dedupe_horizon_secs, d.allowed_lateness_secs
+                    d.dedupe_id_horizon_secs, d.allowed_lateness_secs
                 ),
             );
         }
         int!(self, "engine", e, d, future_skew_secs, 0..=MAX_SPAN_SECS);
         int!(self, "engine", e, d, max_dedupe_ids, LIMIT);
+        int!(self, "engine", e, d, max_dedupe_objects, LIMIT);
         int!(self, "engine", e, d, max_keys, LIMIT);
         int!(self, "engine", e, d, max_aliases, LIMIT);
         int!(self, "engine", e, d.limits, max_groups_per_rule, LIMIT);

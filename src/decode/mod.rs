@@ -110,8 +110,10 @@ pub struct KmsCall {
     /// CloudTrail `eventID`, kept for evidence.
     pub event_id: Box<str>,
     /// Hash of `sharedEventID` when present, else of `eventID`: a cross-account call logged in both
-    /// accounts, and a redelivered record, dedupe to one.
-    pub dedupe_id: u128,
+    /// accounts, and a redelivered record, dedupe to one. 64 bits (the low half of a 128-bit
+    /// xxh3, as older state files held it): among the few million ids a dedupe horizon holds, a
+    /// collision (two calls counted as one) has odds of about one in a million.
+    pub dedupe_id: u64,
     /// Event time, seconds since the Unix epoch.
     pub time: i64,
     pub operation: Box<str>,

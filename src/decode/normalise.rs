@@ -151,10 +151,11 @@ pub fn normalise(r: &RawRecord<'_>) -> Result<KmsCall, NormaliseError> {
         None
     };
     let request = request_facts(r, operation, key_account.unwrap_or(recipient));
+    // The low 64 bits of the 128-bit hash earlier versions used, so their saved ids carry over.
     let dedupe_id = match nonempty(&r.shared_event_id) {
         Some(shared) => xxhash_rust::xxh3::xxh3_128_with_seed(shared.as_bytes(), 1),
         None => xxhash_rust::xxh3::xxh3_128(event_id.as_bytes()),
-    };
+    } as u64;
     Ok(KmsCall {
         event_id: event_id.into(),
         dedupe_id,

@@ -26,6 +26,11 @@ pub enum RestoreNote {
         forgotten: u64,
         max_dedupe_ids: usize,
     },
+    /// The state remembered more objects than `max_dedupe_objects`: the oldest were forgotten.
+    DedupeObjectsTrimmed {
+        forgotten: u64,
+        max_dedupe_objects: usize,
+    },
 }
 
 impl fmt::Display for RestoreNote {
@@ -51,6 +56,13 @@ impl fmt::Display for RestoreNote {
             } => write!(
                 f,
                 "the state remembers more call ids than max_dedupe_ids ({max_dedupe_ids}): the oldest {forgotten} were forgotten"
+            ),
+            RestoreNote::DedupeObjectsTrimmed {
+                forgotten,
+                max_dedupe_objects,
+            } => write!(
+                f,
+                "the state remembers more objects than max_dedupe_objects ({max_dedupe_objects}): the oldest {forgotten} were forgotten"
             ),
         }
     }
@@ -99,7 +111,7 @@ impl Engine {
     /// ([`crate::rules::Rule::fingerprint`]); a new or changed rule starts fresh (`unused` and
     /// `new-principal` then judge keys from the state's latest event time, since they did not
     /// watch before), and a removed rule's state is dropped, each with a [`RestoreNote`]. Limits
-    /// come from `config`: a dedupe window over `max_dedupe_ids` is trimmed oldest first, as the
+    /// come from `config`: a dedupe window over `max_dedupe_ids` or `max_dedupe_objects` is trimmed oldest first, as the
     /// cap does when running; any other saved state over its limit is an error naming every such
     /// limit (nothing is dropped silently). A different `window_secs` is an error.
     pub fn restore(
@@ -222,12 +234,21 @@ impl Engine {
             return Err(StateError::OverLimits { path, over });
         }
 
-        let max_dedupe_ids = engine.config.max_dedupe_ids;
-        let forgotten = dedupe.restore_limit(max_dedupe_ids);
-        if forgotten > 0 {
+        let (max_dedupe_ids, max_dedupe_objects) = (
+            engine.config.max_dedupe_ids,
+            engine.config.max_dedupe_objects,
+        );
+        let (ids, objects) = dedupe.restore_limits(max_dedupe_ids, max_dedupe_objects);
+        if ids > 0 {
             notes.push(RestoreNote::DedupeTrimmed {
-                forgotten,
+                forgotten: ids,
                 max_dedupe_ids,
+            });
+        }
+        if objects > 0 {
+            notes.push(RestoreNote::DedupeObjectsTrimmed {
+                forgotten: objects,
+                max_dedupe_objects,
             });
         }
         // Inventory keys come from the current rules; those the catalogue already knows are done.

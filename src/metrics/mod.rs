@@ -152,6 +152,9 @@ pub struct Metrics {
     pub records_skipped: IntCounter,
     pub decode_errors: IntCounterVec,
     pub duplicates: IntCounter,
+    pub duplicate_objects: IntCounter,
+    /// What fell outside each engine limit (`limit`: `crate::engine::limits::LIMITS`).
+    pub limit_overflow: IntCounterVec,
     pub late_events: IntCounter,
     pub future_events: IntCounter,
     pub kms_calls: IntCounterVec,
@@ -279,6 +282,8 @@ impl Metrics {
             records_skipped: counter(&r, "kmswatch_records_skipped_total", "Records skipped because they are not KMS calls."),
             decode_errors: counter_vec(&r, "kmswatch_decode_errors_total", "Objects or records that could not be decoded, by kind.", &["kind"]),
             duplicates: counter(&r, "kmswatch_duplicate_events_total", "KMS events seen before (same eventID or sharedEventID), not counted again."),
+            duplicate_objects: counter(&r, "kmswatch_duplicate_objects_total", "Log objects folded before (same name and size: a message delivered again, a file announced twice), skipped whole."),
+            limit_overflow: counter_vec(&r, "kmswatch_limit_overflow_total", "Calls, or dedupe ids and objects forgotten early, that did not fit an engine limit, by limit (max_keys, max_aliases, max_groups_per_rule, max_principals_per_key, max_dedupe_ids, max_dedupe_objects, max_report_rows): counted, not kept; any increase means verdicts or totals are incomplete.", &["limit"]),
             late_events: counter(&r, "kmswatch_late_events_total", "KMS events whose window had closed when they arrived."),
             future_events: counter(&r, "kmswatch_future_events_total", "KMS events later than their object's delivery time or the clock (+ engine.future_skew_secs): not folded."),
             kms_calls: counter_vec(&r, "kmswatch_kms_calls_total", "Distinct KMS calls by key, principal, calling service, operation and outcome (capped labels fold into \"other\").", &USAGE_LABELS),
@@ -311,11 +316,25 @@ impl Metrics {
         for (service, operation) in AWS_CALLS {
             m.aws_retries.with_label_values(&[service, operation]);
         }
+        for limit in crate::engine::limits::LIMITS {
+            m.limit_overflow.with_label_values(&[limit]);
+        }
         for result in ["ok", "error"] {
             m.state_saves.with_label_values(&[result]);
             m.rule_reloads.with_label_values(&[result]);
         }
         m
+    }
+
+    /// Brings `kmswatch_limit_overflow_total` up to the engine's counts (which a restore carries
+    /// over, so after a restart the counter starts again and catches up at once).
+    pub fn over_limits(&self, counts: &crate::engine::OverLimits) {
+        for (limit, n) in counts {
+            let c = self.limit_overflow.with_label_values(&[limit]);
+            if let Some(more) = n.checked_sub(c.get()).filter(|&d| d > 0) {
+                c.inc_by(more);
+            }
+        }
     }
 
     /// The name of every metric family, whether or not it has samples yet.
@@ -515,6 +534,26 @@ mod tests {
     }
 
     #[test]
+    fn limit_overflow_follows_the_engines_counts() {
+        let m = Metrics::new(LabelLimits::default());
+        let counts = |keys, groups| {
+            crate::engine::OverLimits::from([("max_keys", keys), ("max_groups_per_rule", groups)])
+        };
+        m.over_limits(&counts(3, 0));
+        m.over_limits(&counts(5, 2));
+        // A restored engine (fewer than exported, after a reload) never moves a counter back.
+        m.over_limits(&counts(1, 2));
+        let text = m.render();
+        for series in [
+            "kmswatch_limit_overflow_total{limit=\"max_keys\"} 5",
+            "kmswatch_limit_overflow_total{limit=\"max_groups_per_rule\"} 2",
+            "kmswatch_limit_overflow_total{limit=\"max_aliases\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} not in\n{text}");
+        }
+    }
+
+    #[test]
     fn small_known_label_sets_start_at_zero() {
         let text = Metrics::new(LabelLimits::default()).render();
         for series in [
@@ -522,6 +561,8 @@ mod tests {
             "kmswatch_label_overflow_total{label=\"series\"} 0",
             "kmswatch_state_saves_total{result=\"error\"} 0",
             "kmswatch_rule_reloads_total{result=\"ok\"} 0",
+            "kmswatch_limit_overflow_total{limit=\"max_keys\"} 0",
+            "kmswatch_limit_overflow_total{limit=\"max_dedupe_objects\"} 0",
         ] {
             assert!(text.contains(series), "{series} not in\n{text}");
         }

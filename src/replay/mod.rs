@@ -505,9 +505,11 @@ fn fold_plan(
                         fold_stats(input, &obj, &d);
                         let name = obj.to_string();
                         let delivered = parse_log_name(&name).and_then(|n| n.delivered);
-                        engine.begin_object(delivered);
+                        let identity = obj.identity(d.stats.compressed_bytes);
+                        // An object folded before (another input, an earlier replay) is skipped.
+                        let fresh = engine.begin_object(delivered, Some(identity));
                         let before = engine.counters().future_events;
-                        for call in d.calls {
+                        for call in d.calls.into_iter().filter(|_| fresh) {
                             if sel.admits_time(call.time) {
                                 engine.ingest(call, &mut alerts);
                             } else {

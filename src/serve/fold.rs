@@ -121,6 +121,7 @@ impl Fold {
                 }
             }
             self.publish(&mut alerts);
+            self.metrics.over_limits(&self.engine.over_limits());
             if let Some(w) = self.engine.watermark() {
                 self.metrics.watermark.set(w);
             }
@@ -195,10 +196,17 @@ impl Fold {
         }
         let now = super::now_ms() / 1000;
         // No event can be later than the object's delivery (its name) or than now.
-        self.engine
-            .begin_object(Some(delivered.map_or(now, |d| d.min(now))));
+        let latest = delivered.map_or(now, |d| d.min(now));
+        // An object folded before (a message delivered again, the file announced twice) is
+        // skipped whole; its message is deleted like any folded one.
+        let identity = object.identity(d.stats.compressed_bytes);
+        let fresh = self.engine.begin_object(Some(latest), Some(identity));
+        if !fresh {
+            self.metrics.duplicate_objects.inc();
+            debug!(message_id = %msg.id, object = %object, "object folded before: skipped");
+        }
         let mut future = 0u64;
-        for call in &d.calls {
+        for call in d.calls.iter().filter(|_| fresh) {
             match self.engine.fold(call, alerts) {
                 Folded::Duplicate => self.metrics.duplicates.inc(),
                 Folded::Future => {
@@ -305,7 +313,7 @@ mod tests {
         (f, rx)
     }
 
-    fn object(inflight: &Inflight, id: &str, first_event: u128, time: i64) -> FoldItem {
+    fn object(inflight: &Inflight, id: &str, first_event: u64, time: i64) -> FoldItem {
         let msg = inflight.register(
             &Received {
                 id: id.into(),
@@ -377,6 +385,62 @@ mod tests {
             assert_eq!(fired, u64::from(closes), "{case}");
             assert_eq!(board.firing().len(), usize::from(closes), "{case}");
         }
+    }
+
+    #[test]
+    fn an_object_sent_again_and_calls_past_a_limit_show_in_the_metrics() {
+        let (mut f, mut acks) = fold(None, false);
+        let rules = RuleSet {
+            rules: vec![rule("t", RuleKind::Threshold { min_count: 2 }, &["key"])],
+        };
+        let config = EngineConfig {
+            limits: crate::rules::EvalLimits {
+                max_groups_per_rule: 1,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        };
+        f.engine = Engine::new(config, rules);
+        let metrics = f.metrics.clone();
+        let inflight = Inflight::default();
+        // m2 announces m1's object again; m3's calls are on a second key, past the rule's one group.
+        let again = |msg_id: &str, object_key: &str, first_event, call_key: &str| {
+            let FoldItem::Object {
+                msg, mut outcome, ..
+            } = object(&inflight, msg_id, first_event, T0 + 10)
+            else {
+                unreachable!("object() makes objects")
+            };
+            if let ObjectOutcome::Decoded(d) = &mut outcome {
+                for c in &mut d.calls {
+                    c.key = Some(crate::decode::KeyRef::Key(call_key.into()));
+                }
+            }
+            FoldItem::Object {
+                msg,
+                object: ObjectRef::S3 {
+                    bucket: "b".into(),
+                    key: object_key.into(),
+                },
+                outcome,
+            }
+        };
+        let (tx, rx) = mpsc::channel(16);
+        tx.try_send(again("m1", "m1", 1, "k")).unwrap();
+        tx.try_send(again("m2", "m1", 1, "k")).unwrap();
+        tx.try_send(again("m3", "m3", 10, "k2")).unwrap();
+        drop(tx);
+        let engine = f.run(rx);
+        assert_eq!(deleted(&mut acks), ["m1", "m2", "m3"]);
+        assert_eq!(metrics.duplicate_objects.get(), 1);
+        assert_eq!(
+            metrics.duplicates.get(),
+            0,
+            "skipped whole, not call by call"
+        );
+        assert_eq!(engine.counters().kms_calls, 4);
+        let over = |limit| metrics.limit_overflow.with_label_values(&[limit]).get();
+        assert_eq!((over("max_groups_per_rule"), over("max_keys")), (2, 0));
     }
 
     #[test]

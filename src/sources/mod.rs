@@ -15,6 +15,8 @@ pub mod sqs;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::aggregate::ObjectId;
+
 pub use dir::{walk, Walk};
 pub use prefix::{Discovered, Lister, Listing, S3Prefix};
 pub use select::{Placement, Selection};
@@ -31,6 +33,28 @@ impl fmt::Display for ObjectRef {
         match self {
             ObjectRef::File(p) => write!(f, "{}", p.display()),
             ObjectRef::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+impl ObjectRef {
+    /// What identifies the object's content for dedupe ([`ObjectId`]), with its `size` in bytes.
+    ///
+    /// A CloudTrail log file's name (`<account>_CloudTrail_<region>_<time>_<16 random
+    /// characters>.json.gz`) is unique per delivery, so that name with the size identifies it
+    /// wherever it is: the same object from S3, from a local copy of the bucket (in the layout or
+    /// flattened) or in two replay inputs has one identity, and a state built by replay from a
+    /// copy knows the objects the live service is sent again. Other names are not unique: their
+    /// identity is the whole path or `s3://bucket/key`. A file CloudTrail delivers again under
+    /// another name is a new object; the call ids catch its events.
+    pub fn identity(&self, size: u64) -> ObjectId {
+        let path = match self {
+            ObjectRef::File(p) => p.to_string_lossy().replace('\\', "/"),
+            ObjectRef::S3 { key, .. } => key.clone(),
+        };
+        match parse_log_name(&path) {
+            Some(_) => ObjectId::new(path.rsplit('/').next().unwrap_or(&path), size),
+            None => ObjectId::new(&self.to_string(), size),
         }
     }
 }
@@ -155,6 +179,40 @@ mod tests {
         for (path, size, want) in cases {
             assert_eq!(classify(&path, size), want, "{path}");
         }
+    }
+
+    #[test]
+    fn an_objects_identity_is_its_trail_name_and_size_wherever_it_is() {
+        let name = "AWSLogs/o-abc/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T0015Z_AbCdEfGh12345678.json.gz";
+        let file = |p: &str| ObjectRef::File(PathBuf::from(p));
+        let s3 = |b: &str, k: &str| ObjectRef::S3 {
+            bucket: b.into(),
+            key: k.into(),
+        };
+        let id = s3("trail", name).identity(100);
+        let same = [
+            file(&format!("/mirror/{name}")),
+            file(&format!("other/copy/{name}")),
+            s3("replica", &format!("prefix/{name}")),
+        ];
+        for o in same {
+            assert_eq!(o.identity(100), id, "{o}");
+        }
+        let flat = name.rsplit('/').next().unwrap();
+        assert_eq!(file(flat).identity(100), id, "a flattened copy");
+        let other = [
+            s3("trail", name).identity(101),
+            file(&name.replace("AbCdEfGh12345678", "ZyXwVuTs98765432")).identity(100),
+            file("/a/file.json").identity(100),
+        ];
+        for o in &other {
+            assert_ne!(*o, id);
+        }
+        assert_ne!(
+            file("/a/file.json").identity(1),
+            file("/b/file.json").identity(1),
+            "names outside CloudTrail's are not unique: the whole path counts"
+        );
     }
 
     #[test]

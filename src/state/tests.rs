@@ -121,6 +121,41 @@ fn a_restored_engine_continues_exactly_at_every_point_of_a_script() {
 }
 
 #[test]
+fn folded_objects_survive_a_restart() {
+    let mut h = Harness::new(rules());
+    let object = crate::aggregate::ObjectId::new("o.json.gz", 10);
+    assert!(h.engine.begin_object(Some(100), Some(object)));
+    h.call(100, decrypt(&key("a"), "app"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    save(&path, &h.engine.snapshot()).unwrap();
+    let restore = |path: &Path| {
+        Engine::restore(
+            EngineConfig::default(),
+            RuleSet { rules: rules() },
+            load(path).unwrap(),
+        )
+        .unwrap()
+        .0
+    };
+    let mut engine = restore(&path);
+    assert!(
+        !engine.begin_object(Some(100), Some(object)),
+        "folded before the save"
+    );
+    assert_eq!(engine.counters().duplicate_objects, 1);
+
+    // The calls of the object are remembered too.
+    let mut again = decrypt(&key("a"), "app");
+    (again.time, again.dedupe_id) = (100, 1); // the harness numbered the first call 1
+    engine.ingest(again, &mut Vec::new());
+    assert_eq!(
+        (engine.counters().kms_calls, engine.counters().duplicates),
+        (1, 1)
+    );
+}
+
+#[test]
 fn dedupe_ids_survive_a_restart() {
     let mut h = Harness::new(rules());
     h.call(100, decrypt(&key("a"), "app"));

@@ -27,7 +27,11 @@ pub use facts::{lifecycle_category, KeyFacts, KeyState, LifecycleEvent};
 pub struct EngineCounters {
     /// Distinct KMS calls taken in (after dedupe).
     pub kms_calls: u64,
+    /// Calls seen before (by call id) in another object.
     pub duplicates: u64,
+    /// Objects folded before (by `ObjectRef::identity`), skipped whole.
+    #[serde(default)]
+    pub duplicate_objects: u64,
     /// Calls whose default-length window had closed when they arrived.
     pub late: u64,
     /// Calls later than their object allows (`EngineConfig::future_skew_secs`): not folded.

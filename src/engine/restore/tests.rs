@@ -160,7 +160,7 @@ fn limits_below_the_state_are_all_named_and_the_dedupe_window_is_trimmed() {
         }]
     );
     assert_eq!(
-        (engine.dedupe().len(), engine.dedupe().evicted_early),
+        (engine.dedupe().len(), engine.dedupe().ids_evicted_early()),
         (2, 1)
     );
 }

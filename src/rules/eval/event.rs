@@ -120,12 +120,16 @@ impl EventState {
         if let RuleKind::NewPrincipal { learning_secs } = rule.kind {
             let Some(key) = key else { return };
             match self.first_use(key, &call.principal) {
-                None => {
+                Err(limit) => {
                     counters.overflow = counters.overflow.saturating_add(1);
+                    if limit == "max_principals_per_key" {
+                        counters.principals_overflow =
+                            counters.principals_overflow.saturating_add(1);
+                    }
                     return;
                 }
-                Some(false) => return,
-                Some(true) => {}
+                Ok(false) => return,
+                Ok(true) => {}
             }
             let first_seen = catalog
                 .get(key)
@@ -199,24 +203,25 @@ impl EventState {
         );
     }
 
-    /// Whether this is the principal's first use of the key; `None` when the key is at its limit.
-    fn first_use(&mut self, key: &str, principal: &str) -> Option<bool> {
+    /// Whether this is the principal's first use of the key; the limit reached when the key, or
+    /// the principal, does not fit.
+    fn first_use(&mut self, key: &str, principal: &str) -> Result<bool, &'static str> {
         let h = xxhash_rust::xxh3::xxh3_64(principal.as_bytes());
         let max = self.limits.max_principals_per_key;
         if !self.seen.contains_key(key) {
             if self.seen.len() >= self.limits.max_groups_per_rule {
-                return None;
+                return Err("max_groups_per_rule");
             }
             self.seen.insert(key.into(), Set::default());
         }
-        let set = self.seen.get_mut(key)?;
+        let set = self.seen.get_mut(key).ok_or("max_groups_per_rule")?;
         if set.contains(&h) {
-            Some(false)
+            Ok(false)
         } else if set.len() >= max {
-            None
+            Err("max_principals_per_key")
         } else {
             set.insert(h);
-            Some(true)
+            Ok(true)
         }
     }
 
@@ -342,6 +347,19 @@ mod tests {
         }
         let got = h.end();
         assert_eq!(got.iter().filter(|a| a.state == Firing).count(), 2);
-        assert_eq!(h.engine.rules()[0].counters.overflow, 2);
+        let c = h.engine.rules()[0].counters;
+        assert_eq!((c.overflow, c.principals_overflow), (2, 2));
+        // A second key does not fit max_groups_per_rule (1): overflow, not principals'.
+        let r = rule(
+            "n",
+            RuleKind::NewPrincipal { learning_secs: 0 },
+            &["key", "principal"],
+        );
+        let mut h = Harness::with_limits(vec![r], 1, 2);
+        for k in ["k", "k2", "k3"] {
+            h.call(0, decrypt(k, "a"));
+        }
+        let c = h.engine.rules()[0].counters;
+        assert_eq!((c.overflow, c.principals_overflow), (2, 0));
     }
 }

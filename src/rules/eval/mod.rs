@@ -40,6 +40,10 @@ pub struct EvalCounters {
     pub late: u64,
     /// Matching calls or groups dropped because a limit was reached.
     pub overflow: u64,
+    /// Of `overflow`, the calls of `new-principal` rules whose principal did not fit
+    /// `max_principals_per_key` (the rest did not fit `max_groups_per_rule`).
+    #[serde(default)]
+    pub principals_overflow: u64,
     /// Alerts emitted, by state.
     pub alerts_firing: u64,
     pub alerts_resolved: u64,

@@ -68,7 +68,7 @@ pub fn decrypt(key: &str, principal: &str) -> KmsCall {
 pub struct Harness {
     pub engine: Engine,
     alerts: Vec<Alert>,
-    next_id: u128,
+    next_id: u64,
 }
 
 impl Harness {

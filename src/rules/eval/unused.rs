@@ -132,7 +132,12 @@ impl UnusedState {
             self.retire(rule, call, key, out);
             return;
         }
-        if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) {
+        // Only catalogued keys are judged, so only their uses are tracked: a rule whose filter
+        // takes failed calls must not remember every made-up key a flood of failures names.
+        if !rule.filter.matches(call, Some(key))
+            || !Self::eligible(rule, key)
+            || catalog.get(key).is_none()
+        {
             return;
         }
         match self.last_use.get_mut(key) {
@@ -366,6 +371,55 @@ mod tests {
             resolved.summary.contains("was deleted at"),
             "{}",
             resolved.summary
+        );
+    }
+
+    #[test]
+    fn failed_calls_on_keys_never_seen_succeeding_make_no_candidates() {
+        // A rule that takes failed calls too: what a flood of made-up keys could fill.
+        let mut r = unused(30);
+        r.filter.outcome = OutcomeFilter::Any;
+        let mut h = Harness::new(vec![r]);
+        let mut failed = |t, key: &str| {
+            let mut c = decrypt(key, "p");
+            c.error_code = Some("AccessDenied".into());
+            h.call(t, c);
+        };
+        for i in 0..500 {
+            failed(0, &format!("arn:aws:kms:us-east-1:1:key/made-up-{i}"));
+        }
+        failed(0, "arn:aws:kms:us-east-1:1:key/real");
+        h.call(DAY, decrypt("arn:aws:kms:us-east-1:1:key/real", "p"));
+        h.call(
+            45 * DAY,
+            op("ListKeys", "arn:aws:kms:us-east-1:1:key/other", "p"),
+        );
+        assert_eq!(h.engine.catalog().len(), 2, "key/real and key/other");
+        let saved = serde_json::to_value(h.engine.rules()[0].save()).unwrap();
+        assert_eq!(
+            saved["state"]["unused"]["last_use"]
+                .as_object()
+                .map(|m| m.len()),
+            Some(1),
+            "{saved}"
+        );
+        let got = h.end();
+        // key/real: seen failing at 0, succeeding (its last use) at day 1: due at day 31.
+        assert_eq!(
+            brief(&got),
+            vec![(
+                "u",
+                Firing,
+                "arn:aws:kms:us-east-1:1:key/real",
+                DAY,
+                (30 * DAY) as f64
+            )],
+            "{got:#?}"
+        );
+        assert_eq!(
+            h.engine.totals().keys.len(),
+            502,
+            "every call is in the totals"
         );
     }
 
