@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Map, Set};
 
-use super::{group_key, keep_id, make_alert, AlertParts, EvalCounters, EvalLimits};
+use super::{group_key, make_alert, AlertParts, EvalCounters, EvalLimits, EvidenceIds};
 use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::KmsCall;
@@ -18,7 +18,7 @@ struct Firing {
     /// Start of the latest window with a matching call; the alert resolves once a later window closes.
     last_window: i64,
     count: u64,
-    ids: Vec<Box<str>>,
+    ids: EvidenceIds,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ impl EventState {
         if let Some(f) = self.firing.get_mut(self.buf.as_str()) {
             f.count = f.count.saturating_add(1);
             f.last_window = f.last_window.max(window);
-            keep_id(&mut f.ids, &call.event_id);
+            f.ids.keep(&call.event_id);
             return;
         }
         if self.firing.len() >= self.limits.max_groups_per_rule {
@@ -177,7 +177,7 @@ impl EventState {
             ),
             None => (1.0, 1.0, what),
         };
-        let ids = vec![Box::<str>::from(&*call.event_id)];
+        let ids = EvidenceIds::one(&call.event_id);
         out.push(make_alert(
             rule,
             AlertParts {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Map;
 
-use super::{make_alert, AlertParts};
+use super::{make_alert, AlertParts, EvidenceIds};
 use crate::aggregate::{window_start, KeyCatalog};
 use crate::alerts::{Alert, AlertState};
 use crate::decode::{KeyEffect, KmsCall};
@@ -224,7 +224,7 @@ impl UnusedState {
         due.sort_unstable();
         for (key, since) in due {
             let last = self.last_use.get(key);
-            let ids: Vec<Box<str>> = last.map(|(_, id)| id.clone()).into_iter().collect();
+            let ids = last.map_or_else(EvidenceIds::default, |(_, id)| EvidenceIds::one(id));
             let history = match last {
                 Some(_) => format!("since its last use at {}", format_rfc3339(since)),
                 None if catalog.get(key).is_some_and(|k| k.first_seen < since) => format!(
@@ -258,7 +258,7 @@ impl UnusedState {
 
 /// The resolution of the alert firing since `since` for `key`, ended by `call`.
 fn resolved(rule: &Rule, key: &str, since: i64, call: &KmsCall, summary: String) -> Alert {
-    let ids = vec![call.event_id.clone()];
+    let ids = EvidenceIds::one(&call.event_id);
     make_alert(
         rule,
         AlertParts {

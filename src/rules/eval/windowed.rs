@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::Map;
 
 use super::{
-    calls_phrase, duration_phrase, group_key, keep_id, make_alert, AlertParts, EvalCounters,
-    EvalLimits,
+    calls_phrase, duration_phrase, group_key, make_alert, AlertParts, EvalCounters, EvalLimits,
+    EvidenceIds,
 };
 use crate::aggregate::{Distinct, Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
@@ -24,7 +24,7 @@ pub(super) struct Cell {
     count: u64,
     /// `ratio` only: denominator calls.
     other: u64,
-    ids: Vec<Box<str>>,
+    ids: EvidenceIds,
     /// Rules with `distinct`: the distinct values of that dimension among the matching calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     distinct: Option<Distinct>,
@@ -190,7 +190,7 @@ impl WindowedState {
         };
         if numerator {
             cell.count = cell.count.saturating_add(1);
-            keep_id(&mut cell.ids, &call.event_id);
+            cell.ids.keep(&call.event_id);
             if let Some(value) = rule.distinct.and_then(|d| d.value(call, key)) {
                 cell.distinct.get_or_insert_default().insert(value);
             }
