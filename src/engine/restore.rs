@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::{Engine, EngineConfig};
+use crate::aggregate::{Dedupe, KeyCatalog};
 use crate::rules::{RuleSet, SavedRule};
 use crate::state::{
     EngineState, FiringAlert, LimitExceeded, SavedSettings, StateError, FORMAT, VERSION, WRITTEN_BY,
 };
 use crate::timefmt::{check_time, format_rfc3339};
+use crate::totals::Totals;
 
 /// Something restoring did that the operator should know about (the driver logs each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,31 @@ impl Engine {
     /// objects and before [`Engine::finish`] (which closes windows for the end of a replay, not of
     /// time). Copying lets a live driver write the file without holding the engine.
     pub fn snapshot(&self) -> EngineState {
+        self.snapshot_of(
+            self.dedupe.clone(),
+            self.catalog.clone(),
+            self.totals.clone(),
+        )
+    }
+
+    /// Calls `f` with the engine's state, as [`Engine::snapshot`] would make it, without copying
+    /// the dedupe window, the key catalogue or the totals: they are lent to the state and taken
+    /// back after `f`. For a driver that saves on the thread that owns the engine (replay's
+    /// `--state-out`), where a copy of a large organization's totals would double their memory.
+    pub fn with_snapshot<R>(&mut self, f: impl FnOnce(&EngineState) -> R) -> R {
+        let max_rows = self.config.max_report_rows;
+        let dedupe = std::mem::replace(&mut self.dedupe, Dedupe::new(1, 1));
+        let catalog = std::mem::replace(&mut self.catalog, KeyCatalog::new(0, 0));
+        let totals = std::mem::replace(&mut self.totals, Totals::new(max_rows));
+        let state = self.snapshot_of(dedupe, catalog, totals);
+        let r = f(&state);
+        self.dedupe = state.dedupe;
+        self.catalog = state.catalog;
+        self.totals = state.totals;
+        r
+    }
+
+    fn snapshot_of(&self, dedupe: Dedupe, catalog: KeyCatalog, totals: Totals) -> EngineState {
         let c = &self.config;
         EngineState {
             format: FORMAT.to_owned(),
@@ -87,9 +114,9 @@ impl Engine {
             watermark: self.watermark,
             max_event_time: self.max_event_time,
             counters: self.counters,
-            dedupe: self.dedupe.clone(),
-            catalog: self.catalog.clone(),
-            totals: self.totals.clone(),
+            dedupe,
+            catalog,
+            totals,
             rules: self.rules.iter().map(|r| r.save()).collect(),
             firing: self
                 .firing

@@ -267,7 +267,7 @@ pub fn replay(
     }
     opts.progress.finish_and_clear();
     if let Some(path) = &opts.state_out {
-        state::save(path, &engine.snapshot())?;
+        engine.with_snapshot(|s| state::save(path, s))?;
     }
     let mut alerts = Vec::new();
     engine.finish(&mut alerts);
