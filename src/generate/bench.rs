@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::actors::{
     Caller, Channel, Ctx, Key, KeyForm, Op, Principal, UA_BOTO, UA_CLI, UA_GO, UA_JAVA, UA_NODE,
 };
-use super::clock::{DAY, MINUTE};
+use super::clock::DAY;
 use super::json::obj;
 use super::kms::{self, Call, Failure};
 use super::other::{self, Scene};
@@ -273,19 +273,14 @@ fn file(
         .iter()
         .filter(|c| !matches!(c.who, Principal::Service(_)))
         .collect();
-    let mut json = Vec::with_capacity(target as usize + 4096);
-    json.extend_from_slice(b"{\"Records\":[");
-    let mut report = GenerateReport {
-        files: 1,
-        ..GenerateReport::default()
-    };
+    let mut log = output::LogFile::with_capacity(target as usize);
     let mut newest = start;
-    while (json.len() as u64) < target {
+    while (log.len() as u64) < target {
         // Times rise with the bytes written, so records come out in time order over 5 minutes.
-        let time = start + (300 * json.len() as u64 / target.max(1)) as i64;
+        let time = start + (300 * log.len() as u64 / target.max(1)) as i64;
         newest = time;
         let event = if rng.chance(KMS_SHARE) {
-            report.kms_records += 1;
+            log.report.kms_records += 1;
             kms_record(world, &mut rng, time, ar)
         } else {
             let scene = Scene {
@@ -297,18 +292,9 @@ fn file(
             };
             other::event(&mut rng, &scene)
         };
-        if report.records > 0 {
-            json.push(b',');
-        }
-        event.write_json(&mut json);
-        report.records += 1;
+        log.push(&event);
     }
-    json.extend_from_slice(b"]}");
-    let delivery = newest + 2 * MINUTE + rng.range(0, 180);
-    let key = output::log_key(account, region, delivery, &rng.alnum(16));
-    report.uncompressed_bytes = json.len() as u64;
-    report.compressed_bytes = output::write_gz(out, &key, &json, GZIP_LEVEL)?;
-    Ok(report)
+    log.write(out, (account, region), newest, &mut rng, GZIP_LEVEL)
 }
 
 /// Generates the bench profile under `out`.

@@ -7,11 +7,12 @@ use std::path::Path;
 use flate2::{Compression, GzBuilder};
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::clock::{date_path, rfc3339, stamp_minutes, stamp_seconds, HOUR};
+use super::clock::{date_path, rfc3339, stamp_minutes, stamp_seconds, HOUR, MINUTE};
 use super::json::{obj, J};
+use super::record::Event;
 use super::rng::Rng;
 use super::sha256::sha256_hex;
-use super::GenerateError;
+use super::{GenerateError, GenerateReport};
 
 /// The organization id in every object key.
 pub(crate) const ORG_ID: &str = "o-a1b2c3d4e5";
@@ -70,6 +71,57 @@ pub(crate) fn write_gz(
     }
     std::fs::write(&path, &bytes).map_err(|source| GenerateError::Io { path, source })?;
     Ok(bytes.len() as u64)
+}
+
+/// A volume log file being built: `{"Records":[` then records, counted in its report.
+pub(crate) struct LogFile {
+    json: Vec<u8>,
+    pub report: GenerateReport,
+}
+
+impl LogFile {
+    pub fn with_capacity(bytes: usize) -> LogFile {
+        let mut json = Vec::with_capacity(bytes + 4096);
+        json.extend_from_slice(b"{\"Records\":[");
+        LogFile {
+            json,
+            report: GenerateReport {
+                files: 1,
+                ..GenerateReport::default()
+            },
+        }
+    }
+
+    /// JSON bytes so far.
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
+    pub fn push(&mut self, event: &Event) {
+        if self.report.records > 0 {
+            self.json.push(b',');
+        }
+        event.write_json(&mut self.json);
+        self.report.records += 1;
+    }
+
+    /// Closes the array and writes the file (gzip `level`) as delivered 2 to 5 minutes after its
+    /// newest event; returns its share of the report.
+    pub fn write(
+        mut self,
+        out: &Path,
+        (account, region): (&str, &str),
+        newest: i64,
+        rng: &mut Rng,
+        level: u32,
+    ) -> Result<GenerateReport, GenerateError> {
+        self.json.extend_from_slice(b"]}");
+        let delivery = newest + 2 * MINUTE + rng.range(0, 180);
+        let key = log_key(account, region, delivery, &rng.alnum(16));
+        self.report.uncompressed_bytes = self.json.len() as u64;
+        self.report.compressed_bytes = write_gz(out, &key, &self.json, level)?;
+        Ok(self.report)
+    }
 }
 
 /// A delivered log file, as a digest lists it.

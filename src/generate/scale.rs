@@ -102,12 +102,7 @@ fn file(
     let total = calls + shape.attack;
     let first = index * RECORDS_PER_FILE;
     let last = (first + RECORDS_PER_FILE).min(total);
-    let mut json = Vec::with_capacity(((last - first) * 1400) as usize);
-    json.extend_from_slice(b"{\"Records\":[");
-    let mut report = GenerateReport {
-        files: 1,
-        ..GenerateReport::default()
-    };
+    let mut log = output::LogFile::with_capacity(((last - first) * 1400) as usize);
     let mut newest = START;
     for i in first..last {
         let event = if i < calls {
@@ -137,19 +132,10 @@ fn file(
             call.failure = Some(Failure::AccessDenied);
             kms::event(&mut rng, &call)
         };
-        if report.records > 0 {
-            json.push(b',');
-        }
-        event.write_json(&mut json);
-        report.records += 1;
-        report.kms_records += 1;
+        log.push(&event);
+        log.report.kms_records += 1;
     }
-    json.extend_from_slice(b"]}");
-    let delivery = newest + 2 * MINUTE + rng.range(0, 180);
-    let key = output::log_key(ACCOUNT, REGION, delivery, &rng.alnum(16));
-    report.uncompressed_bytes = json.len() as u64;
-    report.compressed_bytes = output::write_gz(out, &key, &json, GZIP_LEVEL)?;
-    Ok(report)
+    log.write(out, (ACCOUNT, REGION), newest, &mut rng, GZIP_LEVEL)
 }
 
 /// Generates the scale profile under `out`.
