@@ -145,9 +145,14 @@ pub struct Totals {
     /// Key ARN ("" for calls with no key).
     #[serde(serialize_with = "crate::serde_sorted::map")]
     pub(crate) keys: Map<Box<str>, KeyTotals>,
-    /// (key, principal, service).
-    #[serde(serialize_with = "saved::rows")]
-    pub(crate) kps: Map<[Sym; 3], Counts>,
+    /// key -> its (principal, service) rows, sorted by their ids. Per key rather than one map of
+    /// a million rows: no bucket array to double (and briefly hold twice) as rows arrive, and no
+    /// hash slack: 56 bytes a row.
+    #[serde(serialize_with = "saved::kps")]
+    pub(crate) kps: Map<Sym, Vec<KpsRow>>,
+    /// Rows of `kps`, for its cap; recounted on load.
+    #[serde(skip)]
+    pub(crate) kps_len: usize,
     /// (key, operation, outcome).
     #[serde(serialize_with = "saved::rows")]
     pub(crate) koo: Map<[Sym; 3], u64>,
@@ -171,6 +176,7 @@ impl Totals {
             names: Names::default(),
             keys: Map::default(),
             kps: Map::default(),
+            kps_len: 0,
             koo: Map::default(),
             daily: Map::default(),
             aliases: Map::default(),
@@ -186,7 +192,7 @@ impl Totals {
         self.max_rows = max_rows;
         let rows = [
             self.keys.len(),
-            self.kps.len(),
+            self.kps_len,
             self.koo.len(),
             self.daily.len(),
             self.aliases.len(),
@@ -243,10 +249,9 @@ impl Totals {
             overflow: &mut self.overflow,
         };
         let principal = &*call.principal;
-        rows.bump(
-            &mut self.kps,
+        rows.bump_kps(
+            (&mut self.kps, &mut self.kps_len),
             [key, principal, &call.service],
-            |s| s,
             |c| c.add(call.service_source as usize, call.time, failed),
         );
         rows.bump(
@@ -288,7 +293,10 @@ impl Totals {
 
     /// The (key, principal, service) rows, in no order.
     pub(crate) fn kps_rows(&self) -> impl Iterator<Item = ([&str; 3], &Counts)> {
-        self.kps.iter().map(|(k, v)| (self.names3(k), v))
+        self.kps.iter().flat_map(move |(k, rows)| {
+            rows.iter()
+                .map(move |r| (self.names3(&[*k, r.principal, r.service]), &r.counts))
+        })
     }
 
     /// The (key, operation, outcome) rows, in no order.
@@ -315,6 +323,14 @@ impl Totals {
     }
 }
 
+/// One (principal, service) row of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KpsRow {
+    pub principal: Sym,
+    pub service: Sym,
+    pub counts: Counts,
+}
+
 /// Adds to rows keyed by interned names, interning only for a row that gets a place.
 struct Rows<'a> {
     names: &'a mut Names,
@@ -323,6 +339,62 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
+    /// [`Rows::bump`] for the per-key sorted rows of `kps`.
+    fn bump_kps(
+        &mut self,
+        (map, len): (&mut Map<Sym, Vec<KpsRow>>, &mut usize),
+        [key, principal, service]: [&str; 3],
+        f: impl FnOnce(&mut Counts),
+    ) {
+        let find = |rows: &[KpsRow], p: Sym, s: Sym| {
+            rows.binary_search_by(|r| (r.principal, r.service).cmp(&(p, s)))
+        };
+        let known = (
+            self.names.get(key),
+            self.names.get(principal),
+            self.names.get(service),
+        );
+        if let (Some(k), Some(p), Some(s)) = known {
+            if let Some(rows) = map.get_mut(&k) {
+                if let Ok(i) = find(rows, p, s) {
+                    f(&mut rows[i].counts);
+                    return;
+                }
+            }
+        }
+        if *len >= self.max {
+            *self.overflow = self.overflow.saturating_add(1);
+            return;
+        }
+        let (k, p, s) = (
+            self.names.intern(key),
+            self.names.intern(principal),
+            self.names.intern(service),
+        );
+        let rows = map.entry(k).or_default();
+        let i = match find(rows, p, s) {
+            Ok(i) => i,
+            Err(i) => {
+                // Most keys of a flood of made-up names have one row: grow small vectors one row
+                // at a time (a first insert would reserve four).
+                if rows.len() == rows.capacity() && rows.len() < 8 {
+                    rows.reserve_exact(1);
+                }
+                rows.insert(
+                    i,
+                    KpsRow {
+                        principal: p,
+                        service: s,
+                        counts: Counts::default(),
+                    },
+                );
+                *len += 1;
+                i
+            }
+        };
+        f(&mut rows[i].counts);
+    }
+
     fn bump<const N: usize, K: Hash + Eq, V: Default>(
         &mut self,
         map: &mut Map<K, V>,

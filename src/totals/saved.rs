@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{Counts, DayCounts, KeyTotals, LifecycleEvent, Totals};
+use super::{Counts, DayCounts, KeyTotals, KpsRow, LifecycleEvent, Totals};
 use crate::names::{Names, Sym};
 use crate::Map;
 
@@ -18,6 +18,35 @@ pub(super) fn rows<K: Ord + Serialize, V: Serialize, S: Serializer>(
     let mut entries: Vec<(&K, &V)> = m.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     s.collect_seq(entries)
+}
+
+/// `serialize_with` for the key/principal/service rows: `[[key, principal, service], counts]`
+/// entries sorted by ids, as the other tables.
+pub(super) fn kps<S: Serializer>(m: &Map<Sym, Vec<KpsRow>>, s: S) -> Result<S::Ok, S::Error> {
+    let mut keys: Vec<&Sym> = m.keys().collect();
+    keys.sort_unstable();
+    s.collect_seq(keys.into_iter().flat_map(|k| {
+        m[k].iter()
+            .map(move |r| ([*k, r.principal, r.service], &r.counts))
+    }))
+}
+
+/// The saved key/principal/service rows (checked by [`table`]) as rows per key, sorted.
+fn kps_by_key(rows: Map<[Sym; 3], Counts>) -> (Map<Sym, Vec<KpsRow>>, usize) {
+    let len = rows.len();
+    let mut by_key: Map<Sym, Vec<KpsRow>> = Map::default();
+    for ([k, principal, service], counts) in rows {
+        by_key.entry(k).or_default().push(KpsRow {
+            principal,
+            service,
+            counts,
+        });
+    }
+    for rows in by_key.values_mut() {
+        rows.sort_unstable_by_key(|r| (r.principal, r.service));
+        rows.shrink_to_fit();
+    }
+    (by_key, len)
 }
 
 #[derive(Deserialize)]
@@ -76,8 +105,10 @@ impl TryFrom<SavedTotals> for Totals {
     type Error = String;
 
     fn try_from(s: SavedTotals) -> Result<Totals, String> {
+        let (kps, kps_len) = kps_by_key(table("kps", &s.names, s.kps)?);
         Ok(Totals {
-            kps: table("kps", &s.names, s.kps)?,
+            kps,
+            kps_len,
             koo: table("koo", &s.names, s.koo)?,
             daily: table("daily", &s.names, s.daily)?,
             aliases: table("aliases", &s.names, s.aliases)?,

@@ -203,3 +203,29 @@ fn saved_totals_round_trip_and_bad_ids_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn key_principal_service_rows_are_capped_and_saved_in_id_order() {
+    let mut t = Totals::new(2);
+    for p in ["role/c", "role/a", "role/b"] {
+        let mut c = at(1, "Decrypt");
+        c.principal = p.into();
+        t.record(&c, Some(K));
+        t.record(&c, Some(K));
+    }
+    assert_eq!((t.kps_len, t.kps_rows().count()), (2, 2));
+    assert_eq!(t.overflow, 2, "both calls of the third row are over");
+    let mut principals: Vec<&str> = t.kps_rows().map(|([_, p, _], _)| p).collect();
+    principals.sort_unstable();
+    assert_eq!(principals, ["role/a", "role/c"]);
+    let v = serde_json::to_value(&t).unwrap();
+    let ids: Vec<Vec<u64>> = v["kps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_value(r[0].clone()).unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let back: Totals = serde_json::from_value(v).unwrap();
+    assert_eq!(back.kps_len, 2);
+}
