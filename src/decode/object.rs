@@ -73,6 +73,16 @@ pub enum ObjectError {
 
 impl ObjectError {
     /// A short, fixed label for counters and summaries.
+    /// Every value [`ObjectError::kind`] returns, in declaration order.
+    pub const KINDS: [&'static str; 6] = [
+        "gzip_truncated",
+        "gzip_corrupt",
+        "too_large",
+        "not_json",
+        "no_records",
+        "too_many_records",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             ObjectError::Gzip(GzipError::Truncated) => "gzip_truncated",

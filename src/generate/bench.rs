@@ -315,11 +315,7 @@ pub(crate) fn generate(
         .enumerate()
         .map(|(i, &size)| file(&world, out, seed, i as u64, size, step))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut report = GenerateReport::default();
-    for p in &parts {
-        report.add(p);
-    }
-    Ok(report)
+    Ok(GenerateReport::total(&parts))
 }
 
 #[cfg(test)]

@@ -70,6 +70,15 @@ pub struct GenerateReport {
 }
 
 impl GenerateReport {
+    /// The report of files generated in parallel, each with its own share.
+    fn total(parts: &[GenerateReport]) -> GenerateReport {
+        let mut report = GenerateReport::default();
+        for p in parts {
+            report.add(p);
+        }
+        report
+    }
+
     fn add(&mut self, other: &GenerateReport) {
         self.files += other.files;
         self.records += other.records;

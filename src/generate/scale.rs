@@ -156,11 +156,7 @@ pub(crate) fn generate(
         .into_par_iter()
         .map(|i| file(&world, &shape, out, seed, i))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut report = GenerateReport::default();
-    for p in &parts {
-        report.add(p);
-    }
-    Ok(report)
+    Ok(GenerateReport::total(&parts))
 }
 
 #[cfg(test)]

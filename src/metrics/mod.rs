@@ -19,7 +19,7 @@ use prometheus::{
 };
 
 use crate::alerts::{Alert, AlertState};
-use crate::decode::{DecodeStats, KmsCall};
+use crate::decode::{DecodeStats, KmsCall, ObjectError};
 use crate::Set;
 
 /// Bounds on the business labels of `kmswatch_kms_calls_total`.
@@ -194,17 +194,6 @@ impl Recording {
     }
 }
 
-/// Decode error kinds (`decode::ObjectError::kind`, and `malformed_record`), started at 0.
-const DECODE_ERROR_KINDS: [&str; 7] = [
-    "gzip_truncated",
-    "gzip_corrupt",
-    "too_large",
-    "not_json",
-    "no_records",
-    "too_many_records",
-    "malformed_record",
-];
-
 /// The S3 and SQS calls the service retries (`serve`), started at 0.
 const AWS_CALLS: [(&str, &str); 5] = [
     ("s3", "get_object"),
@@ -304,7 +293,8 @@ impl Metrics {
             family_names: r.names.take(),
             registry: r.registry,
         };
-        for kind in DECODE_ERROR_KINDS {
+        // Decode error kinds (`decode::ObjectError::kind`, and `malformed_record`), started at 0.
+        for &kind in ObjectError::KINDS.iter().chain(&["malformed_record"]) {
             m.decode_errors.with_label_values(&[kind]);
         }
         for label in USAGE_LABELS.iter().chain(&["series"]) {

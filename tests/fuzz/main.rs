@@ -139,15 +139,6 @@ fn decode_limits(case: &DecodeCase, json_len: usize) -> DecodeLimits {
     }
 }
 
-const OBJECT_ERROR_KINDS: &[&str] = &[
-    "gzip_truncated",
-    "gzip_corrupt",
-    "too_large",
-    "not_json",
-    "no_records",
-    "too_many_records",
-];
-
 /// What a complete JSON reading says of an object: its record count and how many records have
 /// `"eventSource":"kms.amazonaws.com"`, when it is `{"Records":[...]}`.
 fn oracle(json: &[u8]) -> Option<(usize, usize)> {
@@ -213,7 +204,7 @@ fn check_object_error(
     json: Option<&[u8]>,
 ) -> Result<(), TestCaseError> {
     check!(
-        OBJECT_ERROR_KINDS.contains(&e.kind()),
+        ObjectError::KINDS.contains(&e.kind()),
         "unknown kind {}",
         e.kind()
     );
