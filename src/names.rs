@@ -1,10 +1,11 @@
 //! Interned names: each distinct string a table row is keyed by (key ARN, principal, service,
 //! operation, alias) is stored once and rows hold its [`Sym`], a 4-byte index.
 //!
-//! A leaf: no other module of the crate is imported. Names are only ever added (ids stay valid
-//! for the life of the table and across a state file); what adds them is bounded by its own caps
-//! (rows per table), so a flood of made-up names grows this table no further than the rows it
-//! creates. Ids are given in insertion order, so the same calls folded in the same order give the
+//! A leaf: no other module of the crate is imported. The totals' names are only ever added (ids
+//! stay valid for the life of the table and across a state file); what adds them is bounded by its
+//! own caps (rows per table), so a flood of made-up names grows this table no further than the
+//! rows it creates. A rule's group names are forgotten again ([`Names::retain`]) once no window,
+//! baseline or alert holds them. Ids are given in insertion order, so the same calls folded in the same order give the
 //! same ids; anything shown to people is sorted by the strings, never by id.
 
 use std::fmt;
@@ -68,6 +69,27 @@ impl Names {
         self.set.len()
     }
 
+    /// Forgets the names `live` does not mark (indexed by id) and gives the survivors new ids in
+    /// the same order. Returns each old id's new one (`None`: forgotten); the caller renames
+    /// everything that holds ids. For tables whose holders forget names (a rule's groups).
+    pub fn retain(&mut self, live: &[bool]) -> Vec<Option<Sym>> {
+        let mut next = 0u32;
+        let remap = (0..self.set.len())
+            .map(|i| {
+                live.get(i).copied().unwrap_or(false).then(|| {
+                    next += 1;
+                    Sym(next - 1)
+                })
+            })
+            .collect();
+        let mut i = 0;
+        self.set.retain(|_| {
+            i += 1;
+            live.get(i - 1).copied().unwrap_or(false)
+        });
+        remap
+    }
+
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
@@ -124,6 +146,22 @@ mod tests {
         assert_eq!(n.len(), 2);
         assert!(n.contains(b) && !n.contains(Sym(2)));
         assert_eq!(n.resolve(Sym(7)), "");
+    }
+
+    #[test]
+    fn retain_keeps_order_and_renumbers() {
+        let mut n = Names::default();
+        for s in ["a", "b", "c", "d"] {
+            n.intern(s);
+        }
+        let remap = n.retain(&[false, true, false, true]);
+        assert_eq!(remap, [None, Some(Sym(0)), None, Some(Sym(1))]);
+        assert_eq!(
+            (n.len(), n.resolve(Sym(0)), n.resolve(Sym(1))),
+            (2, "b", "d")
+        );
+        assert_eq!((n.get("a"), n.get("d")), (None, Some(Sym(1))));
+        assert_eq!(n.intern("a"), Sym(2));
     }
 
     #[test]

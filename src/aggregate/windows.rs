@@ -1,6 +1,8 @@
 //! Tumbling event-time windows of per-group cells, closed in order as the watermark passes them.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,17 +23,21 @@ pub enum Rejected {
     Overflow,
 }
 
-/// Open windows of one rule. `C` is what a group accumulates in a window.
+/// Open windows of one rule. `K` names a group (the rule's interned group key), `C` is what a
+/// group accumulates in a window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[serde(bound(serialize = "C: Serialize", deserialize = "C: Deserialize<'de>"))]
-pub struct Windows<C> {
+#[serde(bound(
+    serialize = "K: Ord + Serialize, C: Serialize",
+    deserialize = "K: Hash + Eq + Deserialize<'de>, C: Deserialize<'de>"
+))]
+pub struct Windows<K, C> {
     /// The rule's window length: configuration, set again on restore.
     #[serde(skip)]
     len: i64,
     /// Window start -> group key -> cell.
     #[serde(serialize_with = "crate::serde_sorted::map_of_maps")]
-    open: BTreeMap<i64, Map<Box<str>, C>>,
+    open: BTreeMap<i64, Map<K, C>>,
     /// Every window starting before this has been closed; `None` before the first close.
     closed_before: Option<i64>,
     /// Cells in `open`, counted against `max_groups`; recomputed on restore.
@@ -39,7 +45,7 @@ pub struct Windows<C> {
     groups_in_open: usize,
 }
 
-impl<C: Default> Windows<C> {
+impl<K: Hash + Eq + Copy, C: Default> Windows<K, C> {
     pub fn new(len: i64) -> Self {
         Windows {
             len,
@@ -53,30 +59,50 @@ impl<C: Default> Windows<C> {
         self.len
     }
 
+    /// Whether [`Windows::cell`] would make a new cell for a group not yet open at `t` (so a
+    /// caller can leave a group it would have to name unnamed).
+    pub fn admits_new(
+        &self,
+        t: i64,
+        max_groups: usize,
+        watermark: Option<i64>,
+    ) -> Result<(), Rejected> {
+        if self.is_late(t, watermark) {
+            Err(Rejected::Late)
+        } else if self.groups_in_open >= max_groups {
+            Err(Rejected::Overflow)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn is_late(&self, t: i64, watermark: Option<i64>) -> bool {
+        let start = window_start(t, self.len);
+        watermark.is_some_and(|w| start + self.len <= w)
+            || self.closed_before.is_some_and(|c| start < c)
+    }
+
     /// The cell of `group` in the window holding `t`. A call is late when the watermark has
     /// passed the end of its window (the engine closes such windows before the next call).
     pub fn cell(
         &mut self,
         t: i64,
-        group: &str,
+        group: K,
         max_groups: usize,
         watermark: Option<i64>,
     ) -> Result<&mut C, Rejected> {
-        let start = window_start(t, self.len);
-        if watermark.is_some_and(|w| start + self.len <= w)
-            || self.closed_before.is_some_and(|c| start < c)
-        {
+        if self.is_late(t, watermark) {
             return Err(Rejected::Late);
         }
-        let window = self.open.entry(start).or_default();
-        if !window.contains_key(group) {
-            if self.groups_in_open >= max_groups {
-                return Err(Rejected::Overflow);
+        let start = window_start(t, self.len);
+        match self.open.entry(start).or_default().entry(group) {
+            Entry::Occupied(cell) => Ok(cell.into_mut()),
+            Entry::Vacant(_) if self.groups_in_open >= max_groups => Err(Rejected::Overflow),
+            Entry::Vacant(slot) => {
+                self.groups_in_open += 1;
+                Ok(slot.insert(C::default()))
             }
-            self.groups_in_open += 1;
-            window.insert(group.into(), C::default());
         }
-        window.get_mut(group).ok_or(Rejected::Overflow)
     }
 
     /// Start of the next window to close: after the last closed one, else the earliest open one.
@@ -92,7 +118,7 @@ impl<C: Default> Windows<C> {
 
     /// Closes the next window if it ends by `limit` and returns its start and cells. With
     /// `skip_empty`, first jumps over empty windows (none ending after `limit` is closed).
-    pub fn close_next(&mut self, limit: i64, skip_empty: bool) -> Option<(i64, Map<Box<str>, C>)> {
+    pub fn close_next(&mut self, limit: i64, skip_empty: bool) -> Option<(i64, Map<K, C>)> {
         let mut start = self.next_start()?;
         if skip_empty {
             let bound = window_start(limit, self.len);
@@ -140,6 +166,18 @@ impl<C: Default> Windows<C> {
     pub fn open_groups(&self) -> usize {
         self.groups_in_open
     }
+
+    /// The group of every open cell, in no order (a group open in two windows comes twice).
+    pub fn groups(&self) -> impl Iterator<Item = K> + '_ {
+        self.open.values().flat_map(|w| w.keys().copied())
+    }
+
+    /// Renames every open cell's group by `f`, which must be one-to-one on them.
+    pub fn rename_groups(&mut self, f: impl Fn(K) -> K) {
+        for w in self.open.values_mut() {
+            *w = w.drain().map(|(k, c)| (f(k), c)).collect();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +199,7 @@ mod tests {
 
     #[test]
     fn closes_in_order_and_rejects_late_events() {
-        let mut w: Windows<u32> = Windows::new(300);
+        let mut w: Windows<&str, u32> = Windows::new(300);
         *w.cell(950, "a", 10, None).unwrap() += 1;
         // Earlier than the first call, but the watermark (50) has not passed window 300's end.
         *w.cell(310, "a", 10, Some(50)).unwrap() += 1;
@@ -193,7 +231,7 @@ mod tests {
 
     #[test]
     fn group_cap_overflows() {
-        let mut w: Windows<u32> = Windows::new(60);
+        let mut w: Windows<&str, u32> = Windows::new(60);
         assert!(w.cell(0, "a", 2, None).is_ok());
         assert!(w.cell(0, "b", 2, None).is_ok());
         assert_eq!(w.cell(0, "c", 2, None).err(), Some(Rejected::Overflow));

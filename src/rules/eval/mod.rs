@@ -6,6 +6,8 @@ mod event;
 mod unused;
 mod windowed;
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::KeyCatalog;
@@ -276,11 +278,43 @@ fn group_of(dims: &[Dim], key: &str) -> Group {
     )
 }
 
-/// Event ids kept as evidence, at most [`MAX_EVIDENCE_IDS`], in one allocation: each id's length
-/// (2 bytes) then its bytes. A window cell of a busy group holds ten; one `Box<str>` each cost
-/// about 64 bytes of heap beside the 36 of the id. Saved as the list of ids.
+/// Event ids kept as evidence, at most [`MAX_EVIDENCE_IDS`], in one allocation. CloudTrail event
+/// ids are lowercase UUIDs: such an id is kept as a tag byte and its 16 bytes; any other id as a
+/// tag byte, its length (2 bytes) and its bytes. A window cell of a busy group holds ten, 17
+/// bytes each instead of the 36 of the text (and the 64 of heap a `Box<str>` each once cost).
+/// Saved as the list of ids in readable formats (a JSON dump), as the buffer in binary ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct EvidenceIds(Vec<u8>);
+
+/// Tags of [`EvidenceIds`] entries.
+const UUID_TAG: u8 = 0;
+const TEXT_TAG: u8 = 1;
+
+/// One kept id, in either form.
+pub(super) enum EventId<'a> {
+    Uuid(uuid::Uuid),
+    Text(&'a str),
+}
+
+impl fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventId::Uuid(u) => fmt::Display::fmt(&u.hyphenated(), f),
+            EventId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `id` as a UUID when it is one written exactly as [`uuid::fmt::Hyphenated`] writes it
+/// (lowercase, hyphenated), so the text comes back byte for byte.
+fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
+    if id.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    let u = uuid::Uuid::try_parse(id).ok()?;
+    let mut buf = uuid::Uuid::encode_buffer();
+    (u.hyphenated().encode_lower(&mut buf) == id).then_some(u)
+}
 
 impl EvidenceIds {
     pub fn one(id: &str) -> Self {
@@ -295,38 +329,98 @@ impl EvidenceIds {
         if self.len() >= MAX_EVIDENCE_IDS {
             return;
         }
+        if let Some(u) = canonical_uuid(id) {
+            self.0.push(UUID_TAG);
+            self.0.extend_from_slice(u.as_bytes());
+            return;
+        }
         let Ok(n) = u16::try_from(id.len()) else {
             return;
         };
+        self.0.push(TEXT_TAG);
         self.0.extend_from_slice(&n.to_le_bytes());
         self.0.extend_from_slice(id.as_bytes());
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = EventId<'_>> {
         let mut rest = &self.0[..];
         std::iter::from_fn(move || {
-            let (len, tail) = rest.split_first_chunk::<2>()?;
-            let n = usize::from(u16::from_le_bytes(*len)).min(tail.len());
-            let (id, tail) = tail.split_at(n);
+            let (id, tail) = Self::entry(rest).ok()??;
             rest = tail;
-            // Always UTF-8: only whole `&str`s are kept.
-            Some(std::str::from_utf8(id).unwrap_or_default())
+            Some(id)
         })
+    }
+
+    /// The entry at the start of `buf` and what follows it; `None` at the end, an error for bytes
+    /// that are no entry (only possible in a state file).
+    fn entry(buf: &[u8]) -> Result<Option<(EventId<'_>, &[u8])>, &'static str> {
+        let Some((&tag, rest)) = buf.split_first() else {
+            return Ok(None);
+        };
+        match tag {
+            UUID_TAG => {
+                let (bytes, tail) = rest
+                    .split_first_chunk::<16>()
+                    .ok_or("an evidence id is cut short")?;
+                Ok(Some((EventId::Uuid(uuid::Uuid::from_bytes(*bytes)), tail)))
+            }
+            TEXT_TAG => {
+                let (len, tail) = rest
+                    .split_first_chunk::<2>()
+                    .ok_or("an evidence id is cut short")?;
+                let n = usize::from(u16::from_le_bytes(*len));
+                if tail.len() < n {
+                    return Err("an evidence id is cut short");
+                }
+                let (text, tail) = tail.split_at(n);
+                let text = std::str::from_utf8(text).map_err(|_| "an evidence id is not UTF-8")?;
+                Ok(Some((EventId::Text(text), tail)))
+            }
+            _ => Err("an evidence id has an unknown tag"),
+        }
     }
 
     pub fn len(&self) -> usize {
         self.iter().count()
     }
+
+    /// Whether `buf` is a buffer [`EvidenceIds::keep`] could have made (from a state file).
+    fn check(buf: &[u8]) -> Result<(), String> {
+        let mut rest = buf;
+        let mut n = 0;
+        while let Some((_, tail)) = Self::entry(rest)? {
+            n += 1;
+            rest = tail;
+        }
+        if n > MAX_EVIDENCE_IDS {
+            return Err(format!("{n} evidence ids, more than {MAX_EVIDENCE_IDS}"));
+        }
+        Ok(())
+    }
+
+    /// The ids as text, for an alert.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(|id| id.to_string()).collect()
+    }
 }
 
 impl Serialize for EvidenceIds {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        if s.is_human_readable() {
+            s.collect_seq(self.iter().map(|id| id.to_string()))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for EvidenceIds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            let buf = serde_bytes::ByteBuf::deserialize(d)?.into_vec();
+            Self::check(&buf).map_err(serde::de::Error::custom)?;
+            return Ok(EvidenceIds(buf));
+        }
         let list = Vec::<Box<str>>::deserialize(d)?;
         let mut ids = EvidenceIds::default();
         for id in &list {
@@ -366,7 +460,7 @@ fn make_alert(rule: &Rule, p: AlertParts<'_>) -> Alert {
         description: rule.description.clone(),
         evidence: Evidence {
             count: p.count,
-            event_ids: p.ids.iter().map(str::to_owned).collect(),
+            event_ids: p.ids.to_strings(),
         },
     }
 }
@@ -412,9 +506,9 @@ mod tests {
         for i in 0..12 {
             ids.keep(&format!("id-{i}"));
         }
-        let kept: Vec<&str> = ids.iter().collect();
+        let kept = ids.to_strings();
         assert_eq!(kept.len(), MAX_EVIDENCE_IDS);
-        assert_eq!((kept[0], kept[1], kept[9]), ("", "id-0", "id-8"));
+        assert_eq!((&*kept[0], &*kept[1], &*kept[9]), ("", "id-0", "id-8"));
         let json = serde_json::to_string(&ids).unwrap();
         assert!(json.starts_with(r#"["","id-0","id-1""#), "{json}");
         let back: EvidenceIds = serde_json::from_str(&json).unwrap();
@@ -422,6 +516,55 @@ mod tests {
         // A saved list longer than the cap keeps its first ten.
         let many: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
         let back: EvidenceIds = serde_json::from_value(serde_json::json!(many)).unwrap();
-        assert_eq!(back.iter().last(), Some("e9"));
+        assert_eq!(back.to_strings().last().map(String::as_str), Some("e9"));
+    }
+
+    #[test]
+    fn uuid_ids_take_17_bytes_and_come_back_byte_for_byte() {
+        let ids = [
+            "ab22a04a-5362-4181-a1c3-317fcffd0573",
+            // Not as the uuid crate writes them: kept as text, unchanged.
+            "AB22A04A-5362-4181-A1C3-317FCFFD0573",
+            "ab22a04a5362418 1a1c3317fcffd0573",
+            "{ab22a04a-5362-4181-a1c3-317fcffd0573}",
+            "urn:uuid:ab22a04a-5362-4181-a1c3-317fcffd0573",
+            "ab22a04a53624181a1c3317fcffd0573",
+            "ab22a04a-5362-4181-a1c3-317fcffd057",
+            "",
+        ];
+        let mut kept = EvidenceIds::default();
+        for id in ids {
+            kept.keep(id);
+        }
+        assert_eq!(kept.to_strings(), ids);
+        assert_eq!(EvidenceIds::one(ids[0]).0.len(), 17);
+        assert_eq!(EvidenceIds::one(ids[1]).0.len(), 3 + 36);
+    }
+
+    #[test]
+    fn binary_formats_get_the_buffer_and_bad_buffers_are_refused() {
+        let mut ids = EvidenceIds::one("ab22a04a-5362-4181-a1c3-317fcffd0573");
+        ids.keep("id-1");
+        // A binary format gets (and gives back) the buffer itself: its length, then its bytes.
+        let bytes = postcard::to_allocvec(&ids).unwrap();
+        assert_eq!(bytes.len(), 1 + 17 + 7);
+        assert_eq!(postcard::from_bytes::<EvidenceIds>(&bytes).unwrap(), ids);
+        for (bad, why) in [
+            (vec![UUID_TAG, 1, 2], "cut short"),
+            (vec![TEXT_TAG, 5, 0, b'a'], "cut short"),
+            (vec![TEXT_TAG, 1, 0, 0xff], "not UTF-8"),
+            (vec![7], "unknown tag"),
+            ([TEXT_TAG, 0, 0].repeat(11), "more than 10"),
+        ] {
+            let saved = postcard::to_allocvec(&serde_bytes::Bytes::new(&bad)).unwrap();
+            let err = postcard::from_bytes::<EvidenceIds>(&saved).unwrap_err();
+            assert!(
+                matches!(err, postcard::Error::SerdeDeCustom),
+                "{bad:?} ({why}): {err}"
+            );
+            // The message itself, through a format that keeps it.
+            let msg = EvidenceIds::check(&bad).unwrap_err();
+            assert!(msg.contains(why), "{bad:?}: {msg}");
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::{
 use crate::aggregate::{Distinct, Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
+use crate::names::{Names, Sym};
 use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::{check_time, format_rfc3339};
 
@@ -91,16 +92,23 @@ impl History {
     }
 }
 
+/// Group names kept past this many beyond twice those in use are forgotten ([`Names::retain`]).
+const GROUP_NAMES_SLACK: usize = 4096;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WindowedState {
-    windows: Windows<Cell>,
-    /// Group key -> start of the window in which it began firing.
+    /// The rule's group keys, interned: every window, baseline and alert holds a group by id, so
+    /// a busy group's key is held once, not once per open window. Names no longer held are
+    /// forgotten as windows close, so made-up groups do not pile up.
+    groups: Names,
+    windows: Windows<Sym, Cell>,
+    /// Group -> start of the window in which it began firing.
     #[serde(serialize_with = "crate::serde_sorted::map")]
-    firing: Map<Box<str>, i64>,
+    firing: Map<Sym, i64>,
     /// `spike` only.
     #[serde(serialize_with = "crate::serde_sorted::map")]
-    history: Map<Box<str>, History>,
+    history: Map<Sym, History>,
     /// Configuration, set again on restore.
     #[serde(skip)]
     limits: EvalLimits,
@@ -112,6 +120,7 @@ pub(super) struct WindowedState {
 impl WindowedState {
     pub(super) fn new(len: i64, limits: EvalLimits) -> Self {
         WindowedState {
+            groups: Names::default(),
             windows: Windows::new(len),
             firing: Map::default(),
             history: Map::default(),
@@ -127,9 +136,20 @@ impl WindowedState {
         self.limits = fresh.limits;
     }
 
-    /// After loading from a state file: every time held is one arithmetic can use.
+    /// After loading from a state file: every time held is one arithmetic can use, and every
+    /// group id names a group.
     pub(super) fn check_times(&self) -> Result<(), String> {
         self.windows.check_times()?;
+        let mut ids = (self.windows.groups())
+            .chain(self.firing.keys().copied())
+            .chain(self.history.keys().copied());
+        if let Some(bad) = ids.find(|g| !self.groups.contains(*g)) {
+            return Err(format!(
+                "group id {} is beyond the {} groups",
+                bad.index(),
+                self.groups.len()
+            ));
+        }
         self.firing
             .values()
             .try_for_each(|&t| check_time("the window an alert began firing in", t))?;
@@ -176,17 +196,22 @@ impl WindowedState {
             _ => true,
         };
         group_key(&rule.group_by, call, key, &mut self.buf);
-        let cell = match self.windows.cell(
-            call.time,
-            &self.buf,
-            self.limits.max_groups_per_rule,
-            watermark,
-        ) {
+        let max = self.limits.max_groups_per_rule;
+        let rejected = |r: Rejected, counters: &mut EvalCounters| match r {
+            Rejected::Late => counters.late = counters.late.saturating_add(1),
+            Rejected::Overflow => counters.overflow = counters.overflow.saturating_add(1),
+        };
+        // A group is named only for a cell it will get: late and overflowing calls add no names.
+        let group = match self.groups.get(&self.buf) {
+            Some(g) => g,
+            None => match self.windows.admits_new(call.time, max, watermark) {
+                Ok(()) => self.groups.intern(&self.buf),
+                Err(r) => return rejected(r, counters),
+            },
+        };
+        let cell = match self.windows.cell(call.time, group, max, watermark) {
             Ok(cell) => cell,
-            Err(Rejected::Late) => return counters.late = counters.late.saturating_add(1),
-            Err(Rejected::Overflow) => {
-                return counters.overflow = counters.overflow.saturating_add(1)
-            }
+            Err(r) => return rejected(r, counters),
         };
         if numerator {
             cell.count = cell.count.saturating_add(1);
@@ -214,24 +239,26 @@ impl WindowedState {
             return false;
         };
         let len = self.windows.len_secs();
-        let mut groups: Vec<Box<str>> = cells.keys().cloned().collect();
+        let mut groups: Vec<Sym> = cells.keys().copied().collect();
         groups.extend(
             self.firing
                 .keys()
                 .filter(|g| !cells.contains_key(*g))
-                .cloned(),
+                .copied(),
         );
-        groups.sort_unstable();
+        // In the order of the group keys, as alerts are emitted.
+        let names = &self.groups;
+        groups.sort_unstable_by(|a, b| names.resolve(*a).cmp(names.resolve(*b)));
         if matches!(rule.kind, RuleKind::Spike { .. }) {
             self.make_room_for_history(&cells, start, len, rule);
         }
         for g in groups {
             let cell = cells.remove(&g).unwrap_or_default();
-            let verdict = self.judge(rule, &g, &cell, start, len);
+            let verdict = self.judge(rule, g, &cell, start, len);
             let firing = self.firing.contains_key(&g);
             let state = match (verdict.holds, firing) {
                 (true, false) => {
-                    self.firing.insert(g.clone(), start);
+                    self.firing.insert(g, start);
                     AlertState::Firing
                 }
                 (false, true) => {
@@ -240,7 +267,8 @@ impl WindowedState {
                 }
                 _ => continue,
             };
-            let sentence = summary(rule, &g, &cell, start, len, &verdict);
+            let g = self.groups.resolve(g);
+            let sentence = summary(rule, g, &cell, start, len, &verdict);
             let summary = match state {
                 AlertState::Firing => sentence,
                 AlertState::Resolved => format!("resolved: {sentence}"),
@@ -249,7 +277,7 @@ impl WindowedState {
                 rule,
                 AlertParts {
                     state,
-                    group_key: &g,
+                    group_key: g,
                     window: (start, start + len),
                     value: verdict.value,
                     threshold: verdict.threshold,
@@ -260,18 +288,37 @@ impl WindowedState {
                 },
             ));
         }
+        self.forget_unused_groups();
         true
+    }
+
+    /// Forgets the group names no open window, baseline or alert holds once they outnumber those
+    /// held by more than [`GROUP_NAMES_SLACK`] (amortized: at least that many calls made them).
+    fn forget_unused_groups(&mut self) {
+        let held = self.windows.open_groups() + self.firing.len() + self.history.len();
+        if self.groups.len() <= 2 * held + GROUP_NAMES_SLACK {
+            return;
+        }
+        let mut live = vec![false; self.groups.len()];
+        let ids = (self.windows.groups())
+            .chain(self.firing.keys().copied())
+            .chain(self.history.keys().copied());
+        for g in ids {
+            if let Some(l) = live.get_mut(g.index()) {
+                *l = true;
+            }
+        }
+        let remap = self.groups.retain(&live);
+        // Every id held was marked, so each has a new one.
+        let new = |g: Sym| remap.get(g.index()).copied().flatten().unwrap_or(g);
+        self.windows.rename_groups(new);
+        self.firing = self.firing.drain().map(|(g, t)| (new(g), t)).collect();
+        self.history = self.history.drain().map(|(g, h)| (new(g), h)).collect();
     }
 
     /// Keeps spike baselines within `max_groups_per_rule`: when new groups would exceed it, groups
     /// with no calls in the whole baseline span are forgotten first (their baseline is all zeros).
-    fn make_room_for_history(
-        &mut self,
-        cells: &Map<Box<str>, Cell>,
-        start: i64,
-        len: i64,
-        rule: &Rule,
-    ) {
+    fn make_room_for_history(&mut self, cells: &Map<Sym, Cell>, start: i64, len: i64, rule: &Rule) {
         let RuleKind::Spike {
             baseline_windows, ..
         } = rule.kind
@@ -290,7 +337,7 @@ impl WindowedState {
         }
     }
 
-    fn judge(&mut self, rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64) -> Verdict {
+    fn judge(&mut self, rule: &Rule, group: Sym, cell: &Cell, start: i64, len: i64) -> Verdict {
         let measure = cell.measure(rule);
         let count = measure as f64;
         match &rule.kind {
@@ -321,16 +368,16 @@ impl WindowedState {
                 z,
                 stddev_floor,
             } => {
-                if !self.history.contains_key(group)
+                if !self.history.contains_key(&group)
                     && self.history.len() < self.limits.max_groups_per_rule
                 {
                     let fresh = History {
                         last: start - len,
                         counts: VecDeque::new(),
                     };
-                    self.history.insert(group.into(), fresh);
+                    self.history.insert(group, fresh);
                 }
-                let Some(history) = self.history.get_mut(group) else {
+                let Some(history) = self.history.get_mut(&group) else {
                     return Verdict::silent(measure);
                 };
                 let b = history.observe(start, measure, len, *baseline_windows);
@@ -449,6 +496,41 @@ mod tests {
 
     fn threshold(min_count: u64) -> crate::rules::Rule {
         rule("t", RuleKind::Threshold { min_count }, &["key"])
+    }
+
+    fn groups_named(h: &Harness) -> usize {
+        match &h.engine.rules()[0].state {
+            super::super::State::Windowed(s) => s.groups.len(),
+            _ => unreachable!("a windowed rule"),
+        }
+    }
+
+    #[test]
+    fn group_names_no_window_holds_are_forgotten_and_alerts_keep_theirs() {
+        let mut h = Harness::new(vec![threshold(3)]);
+        // 20 windows of 1,000 groups seen once each, and one group firing in windows 0 and 15.
+        for w in 0..20i64 {
+            let t = w * 300;
+            if w == 0 || w == 15 {
+                h.burst(t, 3, "hot");
+            }
+            for i in 0..1000 {
+                h.call(t + 1, decrypt(&format!("made-up-{w}-{i}"), "p"));
+            }
+        }
+        // Held at once: the open windows' groups (the watermark trails by 3 windows).
+        assert!(groups_named(&h) <= 2 * 4 * 1000 + super::GROUP_NAMES_SLACK + 1000);
+        assert!(groups_named(&h) < 20_000, "{} names kept", groups_named(&h));
+        let got = h.end();
+        assert_eq!(
+            brief(&got),
+            [
+                ("t", Firing, "hot", 0, 3.0),
+                ("t", Resolved, "hot", 300, 0.0),
+                ("t", Firing, "hot", 4500, 3.0),
+                ("t", Resolved, "hot", 4800, 0.0),
+            ]
+        );
     }
 
     #[test]
