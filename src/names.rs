@@ -26,6 +26,11 @@ impl Sym {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id at `index` of a table (which holds fewer than `u32::MAX` entries).
+    pub(crate) fn from_index(index: usize) -> Sym {
+        Sym(u32::try_from(index).unwrap_or(u32::MAX - 1))
+    }
 }
 
 /// A table of distinct strings, each named by a [`Sym`]. Saved as the list of strings in id order.

@@ -3,6 +3,7 @@
 //! Pure: no I/O, no clock. The engine decides when windows close; each evaluator only reacts.
 
 mod event;
+mod groups;
 mod unused;
 mod windowed;
 
@@ -156,7 +157,10 @@ impl RuleEval {
             kind: self.rule.kind.name().to_owned(),
             fingerprint: self.fingerprint.clone(),
             counters: self.counters,
-            state: self.state.clone(),
+            state: match &self.state {
+                State::Windowed(s) => State::Windowed(s.to_saved()),
+                other => other.clone(),
+            },
         }
     }
 

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Map;
 
+use super::groups::Groups;
 use super::{
-    calls_phrase, duration_phrase, group_key, make_alert, AlertParts, EvalCounters, EvalLimits,
-    EvidenceIds,
+    calls_phrase, duration_phrase, make_alert, AlertParts, EvalCounters, EvalLimits, EvidenceIds,
 };
 use crate::aggregate::{Distinct, Rejected, Windows};
 use crate::alerts::{Alert, AlertState, Baseline};
 use crate::decode::KmsCall;
-use crate::names::{Names, Sym};
+use crate::names::Sym;
 use crate::rules::model::{Rule, RuleKind};
 use crate::timefmt::{check_time, format_rfc3339};
 
@@ -92,7 +92,7 @@ impl History {
     }
 }
 
-/// Group names kept past this many beyond twice those in use are forgotten ([`Names::retain`]).
+/// Groups kept past this many beyond twice those in use are forgotten ([`Groups::retain`]).
 const GROUP_NAMES_SLACK: usize = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ pub(super) struct WindowedState {
     /// The rule's group keys, interned: every window, baseline and alert holds a group by id, so
     /// a busy group's key is held once, not once per open window. Names no longer held are
     /// forgotten as windows close, so made-up groups do not pile up.
-    groups: Names,
+    groups: Groups,
     windows: Windows<Sym, Cell>,
     /// Group -> start of the window in which it began firing.
     #[serde(serialize_with = "crate::serde_sorted::map")]
@@ -112,20 +112,16 @@ pub(super) struct WindowedState {
     /// Configuration, set again on restore.
     #[serde(skip)]
     limits: EvalLimits,
-    /// Scratch space for group keys.
-    #[serde(skip)]
-    buf: String,
 }
 
 impl WindowedState {
     pub(super) fn new(len: i64, limits: EvalLimits) -> Self {
         WindowedState {
-            groups: Names::default(),
+            groups: Groups::default(),
             windows: Windows::new(len),
             firing: Map::default(),
             history: Map::default(),
             limits,
-            buf: String::new(),
         }
     }
 
@@ -195,17 +191,21 @@ impl WindowedState {
             }
             _ => true,
         };
-        group_key(&rule.group_by, call, key, &mut self.buf);
+        let values = || {
+            rule.group_by
+                .iter()
+                .map(|d| d.value(call, key).unwrap_or(""))
+        };
         let max = self.limits.max_groups_per_rule;
         let rejected = |r: Rejected, counters: &mut EvalCounters| match r {
             Rejected::Late => counters.late = counters.late.saturating_add(1),
             Rejected::Overflow => counters.overflow = counters.overflow.saturating_add(1),
         };
         // A group is named only for a cell it will get: late and overflowing calls add no names.
-        let group = match self.groups.get(&self.buf) {
+        let group = match self.groups.get(values()) {
             Some(g) => g,
             None => match self.windows.admits_new(call.time, max, watermark) {
-                Ok(()) => self.groups.intern(&self.buf),
+                Ok(()) => self.groups.intern(values()),
                 Err(r) => return rejected(r, counters),
             },
         };
@@ -248,7 +248,7 @@ impl WindowedState {
         );
         // In the order of the group keys, as alerts are emitted.
         let names = &self.groups;
-        groups.sort_unstable_by(|a, b| names.resolve(*a).cmp(names.resolve(*b)));
+        groups.sort_unstable_by(|a, b| names.cmp(*a, *b));
         if matches!(rule.kind, RuleKind::Spike { .. }) {
             self.make_room_for_history(&cells, start, len, rule);
         }
@@ -267,8 +267,8 @@ impl WindowedState {
                 }
                 _ => continue,
             };
-            let g = self.groups.resolve(g);
-            let sentence = summary(rule, g, &cell, start, len, &verdict);
+            let g = self.groups.key(g);
+            let sentence = summary(rule, &g, &cell, start, len, &verdict);
             let summary = match state {
                 AlertState::Firing => sentence,
                 AlertState::Resolved => format!("resolved: {sentence}"),
@@ -277,7 +277,7 @@ impl WindowedState {
                 rule,
                 AlertParts {
                     state,
-                    group_key: g,
+                    group_key: &g,
                     window: (start, start + len),
                     value: verdict.value,
                     threshold: verdict.threshold,
@@ -288,15 +288,23 @@ impl WindowedState {
                 },
             ));
         }
-        self.forget_unused_groups();
+        self.forget_unused_groups(false);
         true
     }
 
+    /// A copy for a state file, holding only the groups in use.
+    pub(super) fn to_saved(&self) -> Self {
+        let mut saved = self.clone();
+        saved.forget_unused_groups(true);
+        saved
+    }
+
     /// Forgets the group names no open window, baseline or alert holds once they outnumber those
-    /// held by more than [`GROUP_NAMES_SLACK`] (amortized: at least that many calls made them).
-    fn forget_unused_groups(&mut self) {
+    /// held by more than [`GROUP_NAMES_SLACK`] (amortized: at least that many calls made them),
+    /// or `always`.
+    fn forget_unused_groups(&mut self, always: bool) {
         let held = self.windows.open_groups() + self.firing.len() + self.history.len();
-        if self.groups.len() <= 2 * held + GROUP_NAMES_SLACK {
+        if !always && self.groups.len() <= 2 * held + GROUP_NAMES_SLACK {
             return;
         }
         let mut live = vec![false; self.groups.len()];
@@ -521,6 +529,18 @@ mod tests {
         // Held at once: the open windows' groups (the watermark trails by 3 windows).
         assert!(groups_named(&h) <= 2 * 4 * 1000 + super::GROUP_NAMES_SLACK + 1000);
         assert!(groups_named(&h) < 20_000, "{} names kept", groups_named(&h));
+        // A saved copy holds just the groups in use, each once.
+        let super::super::State::Windowed(live) = &h.engine.rules()[0].state else {
+            unreachable!()
+        };
+        let saved = live.to_saved();
+        let held: std::collections::HashSet<String> = (saved.windows.groups())
+            .chain(saved.firing.keys().copied())
+            .chain(saved.history.keys().copied())
+            .map(|g| saved.groups.key(g))
+            .collect();
+        assert_eq!(saved.groups.len(), held.len());
+        assert!(held.contains("made-up-19-999") && !held.contains("made-up-0-0"));
         let got = h.end();
         assert_eq!(
             brief(&got),
