@@ -70,6 +70,23 @@ impl Groups {
 
     /// Compares two groups as their keys ([`Groups::key`]) compare, without building them.
     pub fn cmp(&self, a: Sym, b: Sym) -> Ordering {
+        let (pa, pb) = (self.parts(a), self.parts(b));
+        if pa.len() == pb.len() {
+            // The first differing value decides, unless one is a prefix of the other (then what
+            // follows it in the joined keys does).
+            if let Some((x, y)) = pa.iter().zip(pb).find(|(x, y)| x != y) {
+                let (x, y) = (self.values.resolve(*x), self.values.resolve(*y));
+                if !x.starts_with(y) && !y.starts_with(x) {
+                    return x.cmp(y);
+                }
+            } else {
+                return Ordering::Equal;
+            }
+        }
+        self.cmp_joined(a, b)
+    }
+
+    fn cmp_joined(&self, a: Sym, b: Sym) -> Ordering {
         let bytes = |g: Sym| {
             self.parts(g).iter().enumerate().flat_map(|(i, v)| {
                 let sep = (i > 0).then_some(SEP as u8);
@@ -214,18 +231,22 @@ mod tests {
     #[test]
     fn groups_compare_as_their_joined_keys() {
         let mut g = Groups::default();
-        let keys: [&[&str]; 6] = [
+        let keys: [&[&str]; 9] = [
             &["ab", "c"],
             &["a", "bc"],
             &["a", ""],
             &["", "z"],
             &["a\u{1}", "b"],
             &["b"],
+            &["b", "a"],
+            &["ab", "d"],
+            &["ab\u{1}", "d"],
         ];
         let ids: Vec<Sym> = keys.iter().map(|k| g.intern(key(k))).collect();
         for &x in &ids {
             for &y in &ids {
                 assert_eq!(g.cmp(x, y), g.key(x).cmp(&g.key(y)), "{x:?} {y:?}");
+                assert_eq!(g.cmp_joined(x, y), g.key(x).cmp(&g.key(y)), "{x:?} {y:?}");
             }
         }
     }
