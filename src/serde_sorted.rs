@@ -1,7 +1,7 @@
-//! Deterministic serialization of the hash maps and sets in engine state: entries sorted by key, so
+//! Deterministic serialization of the hash maps in engine state: entries sorted by key, so
 //! the same state always writes the same bytes (a state file can be diffed and compared).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Serialize, Serializer};
 
@@ -13,17 +13,6 @@ impl<K: Ord + Serialize, V: Serialize, H> Serialize for SortedMap<'_, K, V, H> {
         let mut entries: Vec<(&K, &V)> = self.0.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         s.collect_map(entries)
-    }
-}
-
-/// A hash set serialized as a sorted list.
-pub(crate) struct SortedSet<'a, T, H>(pub &'a HashSet<T, H>);
-
-impl<T: Ord + Serialize, H> Serialize for SortedSet<'_, T, H> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut items: Vec<&T> = self.0.iter().collect();
-        items.sort_unstable();
-        s.collect_seq(items)
     }
 }
 
@@ -47,20 +36,4 @@ where
     S: Serializer,
 {
     s.collect_map(m.iter().map(|(k, v)| (k, SortedMap(v))))
-}
-
-/// `serialize_with` for a hash map of hash sets.
-pub(crate) fn map_of_sets<K, T, H1, H2, S>(
-    m: &HashMap<K, HashSet<T, H2>, H1>,
-    s: S,
-) -> Result<S::Ok, S::Error>
-where
-    K: Ord + Serialize,
-    T: Ord + Serialize,
-    S: Serializer,
-{
-    let mut entries: Vec<(&K, SortedSet<'_, T, H2>)> =
-        m.iter().map(|(k, v)| (k, SortedSet(v))).collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    s.collect_map(entries)
 }

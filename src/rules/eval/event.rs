@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Map, Set};
+use crate::names::{Names, Sym};
+use crate::Map;
 
 use super::{group_key, make_alert, AlertParts, EvalCounters, EvalLimits, EvidenceIds};
 use crate::aggregate::{window_start, KeyCatalog};
@@ -31,9 +32,11 @@ pub(super) struct EventState {
     next_start: Option<i64>,
     #[serde(serialize_with = "crate::serde_sorted::map")]
     firing: Map<Box<str>, Firing>,
-    /// `new-principal` only: key -> hashes of the principals seen using it.
-    #[serde(serialize_with = "crate::serde_sorted::map_of_sets")]
-    seen: Map<Box<str>, Set<u64>>,
+    /// `new-principal` only: the keys and principals of `seen`, each held once.
+    names: Names,
+    /// `new-principal` only: key -> the principals seen using it, sorted by id.
+    #[serde(serialize_with = "crate::serde_sorted::map")]
+    seen: Map<Sym, Vec<Sym>>,
     /// `new-principal` only: the rule has watched keys since this event time (`i64::MIN`: since
     /// the engine started). A rule added to a restored engine learns from then, not from keys'
     /// first sighting, which it did not watch.
@@ -51,6 +54,7 @@ impl EventState {
             len,
             next_start: None,
             firing: Map::default(),
+            names: Names::default(),
             seen: Map::default(),
             watch_from: i64::MIN,
             limits,
@@ -71,6 +75,18 @@ impl EventState {
             check_time("next_start", t)?;
         }
         check_time_or_start("watch_from", self.watch_from)?;
+        let known = |s: &Sym| self.names.contains(*s);
+        for (key, principals) in &self.seen {
+            if !known(key) || !principals.iter().all(known) {
+                return Err(format!(
+                    "seen names an id beyond the {} names",
+                    self.names.len()
+                ));
+            }
+            if !principals.windows(2).all(|w| w[0] < w[1]) {
+                return Err("seen holds principals out of order or twice".to_owned());
+            }
+        }
         self.firing.values().try_for_each(|f| {
             check_time("firing.first_window", f.first_window)?;
             check_time("firing.last_window", f.last_window)
@@ -206,23 +222,29 @@ impl EventState {
     /// Whether this is the principal's first use of the key; the limit reached when the key, or
     /// the principal, does not fit.
     fn first_use(&mut self, key: &str, principal: &str) -> Result<bool, &'static str> {
-        let h = xxhash_rust::xxh3::xxh3_64(principal.as_bytes());
-        let max = self.limits.max_principals_per_key;
-        if !self.seen.contains_key(key) {
-            if self.seen.len() >= self.limits.max_groups_per_rule {
-                return Err("max_groups_per_rule");
+        let k = match self.names.get(key) {
+            Some(k) if self.seen.contains_key(&k) => k,
+            _ if self.seen.len() >= self.limits.max_groups_per_rule => {
+                return Err("max_groups_per_rule")
             }
-            self.seen.insert(key.into(), Set::default());
+            _ => {
+                let k = self.names.intern(key);
+                self.seen.insert(k, Vec::new());
+                k
+            }
+        };
+        let principals = self.seen.get_mut(&k).ok_or("max_groups_per_rule")?;
+        if let Some(p) = self.names.get(principal) {
+            if principals.binary_search(&p).is_ok() {
+                return Ok(false);
+            }
         }
-        let set = self.seen.get_mut(key).ok_or("max_groups_per_rule")?;
-        if set.contains(&h) {
-            Ok(false)
-        } else if set.len() >= max {
-            Err("max_principals_per_key")
-        } else {
-            set.insert(h);
-            Ok(true)
+        if principals.len() >= self.limits.max_principals_per_key {
+            return Err("max_principals_per_key");
         }
+        let p = self.names.intern(principal);
+        principals.insert(principals.partition_point(|q| *q < p), p);
+        Ok(true)
     }
 
     pub(super) fn close_next(&mut self, rule: &Rule, limit: i64, out: &mut Vec<Alert>) -> bool {
