@@ -299,11 +299,19 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
     extended.push(0);
     let v4 = as_json(&state, 4);
     let cut = v4.find("\"catalog\"").unwrap();
-    // A checksum that matches but a body that does not decode, or has bytes after it.
-    let mut garbage = good[..body_at].to_vec();
-    garbage.extend_from_slice(&[0x9e, 0xc1, 0xc1]);
-    let mut trailing = good[..n - 8].to_vec();
+    // A checksum that matches but a body that is not zstd, does not decode, or has bytes after
+    // its frame or after the state in it.
+    let reseal = |body: &[u8]| {
+        let mut b = good[..body_at].to_vec();
+        b.extend_from_slice(body);
+        with_checksum(b)
+    };
+    let zstd = |data: &[u8]| zstd::encode_all(data, 1).unwrap();
+    let inflated = zstd::decode_all(&good[body_at..n - 8]).unwrap();
+    let mut trailing = inflated.clone();
     trailing.extend_from_slice(b"xyz");
+    let mut after_frame = good[body_at..n - 8].to_vec();
+    after_frame.extend_from_slice(b"xyz");
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
         ("newer version", newer, unsupported(VERSION + 1, WRITTEN_BY)),
         ("version 4, JSON", v4.clone().into_bytes(), unsupported(4, WRITTEN_BY)),
@@ -370,14 +378,27 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
             corrupt(&format!("checksum mismatch over its {} bytes (truncated or altered after it was written)", n - 7)),
         ),
         (
-            "a body that does not decode",
-            with_checksum(garbage),
-            corrupt(&format!("wrong msgpack marker Reserved (near byte {})", body_at + 2)),
+            "a body that is not zstd",
+            reseal(&[0x9e, 0xc1, 0xc1]),
+            corrupt("its body does not decompress: Unknown frame descriptor"),
         ),
         (
-            "bytes after the body",
-            with_checksum(trailing),
-            corrupt(&format!("3 bytes after the body, at byte {}", n - 8)),
+            "a body that does not decode",
+            reseal(&zstd(&[0x9e, 0xc1, 0xc1])),
+            corrupt("wrong msgpack marker Reserved (near byte 2 of the decompressed body)"),
+        ),
+        (
+            "bytes after the state",
+            reseal(&zstd(&trailing)),
+            corrupt(&format!(
+                "3 bytes after the body, at byte {} of the decompressed body",
+                inflated.len()
+            )),
+        ),
+        (
+            "bytes after the frame",
+            reseal(&after_frame),
+            corrupt("its body has 3 bytes after its zstd frame"),
         ),
         (
             "truncated JSON",
