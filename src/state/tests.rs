@@ -402,7 +402,7 @@ fn each_bad_file_gets_its_own_error_naming_the_file_and_the_way_out() {
         ),
         (
             "truncated JSON",
-            v4[..cut].as_bytes().to_vec(),
+            v4.as_bytes()[..cut].to_vec(),
             corrupt(&format!("JSON that does not parse: EOF while parsing a value at line 1 column {cut}")),
         ),
     ];
