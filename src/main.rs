@@ -92,6 +92,15 @@ enum StateCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Writes the whole state as pretty JSON, for people and scripts; it cannot be loaded back
+    /// (state files are binary).
+    Dump {
+        /// The state file.
+        file: PathBuf,
+        /// Write the JSON here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -378,6 +387,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let state = state::load(&file)?;
             let input = InputStats::default();
             write_json(out.as_deref(), &Summary::from_state(&input, &state))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State {
+            command: StateCommand::Dump { file, out },
+        } => {
+            write_json(out.as_deref(), &state::load(&file)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

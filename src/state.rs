@@ -1,21 +1,34 @@
 //! Durable engine state: the versioned state-file format, atomic save, and load with errors that
 //! name the file and the way out.
 //!
-//! A state file is one JSON object. Its first fields identify it (`format`, `version`,
-//! `written_by`, `saved_at_event_time`); the rest is the engine's long-horizon state (dedupe window,
-//! key catalogue, totals, counters, watermark, and each rule's windows, baselines, principals and
-//! firing alerts, keyed by rule id and definition fingerprint), and the live service's outbox:
-//! the alerts each sink had not yet delivered. [`load`] checks the identifying
-//! fields before it reads the rest, so a file from another version is reported as such, not as
-//! garbage. [`Engine::snapshot`](crate::engine::Engine::snapshot) makes an [`EngineState`];
+//! A state file is binary (format 5 on):
+//!
+//! ```text
+//! magic     b"kmswatch.state\0"                  15 bytes
+//! version   u32, little-endian                  at a fixed offset, read before anything else
+//! header    u32 length (LE), then MessagePack   [format, version, written_by, saved_at_event_time]
+//! body      zstd frame (level 1) of the         structs as arrays, alerts as their JSON text
+//!           MessagePack of `EngineState`
+//! checksum  xxh3-64 (LE) of every byte before it
+//! ```
+//!
+//! The body is the engine's long-horizon state (dedupe window, key catalogue, totals, counters,
+//! watermark, and each rule's windows, baselines, principals and firing alerts, keyed by rule id
+//! and definition fingerprint), and the live service's outbox: the alerts each sink had not yet
+//! delivered. [`load`] checks the version before the checksum and the checksum before the body,
+//! so a file from another version is reported as such, and a torn or altered one as corrupt, not
+//! as garbage. Formats 4 and earlier were one JSON object: refused with the way out.
+//! `kmswatch state dump` writes the serde_json rendering of an [`EngineState`] for people.
+//! [`Engine::snapshot`](crate::engine::Engine::snapshot) makes an [`EngineState`];
 //! [`Engine::restore`](crate::engine::Engine::restore) continues from one.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
 
 use crate::aggregate::{Dedupe, KeyCatalog};
 use crate::rules::SavedRule;
@@ -23,15 +36,23 @@ use crate::totals::{EngineCounters, Totals};
 
 /// The `format` field of every state file.
 pub const FORMAT: &str = "kmswatch.state";
+/// The first bytes of every binary state file (format 5 on).
+pub const MAGIC: &[u8; 15] = b"kmswatch.state\0";
+/// Bytes of the checksum that ends the file.
+const CHECKSUM_LEN: usize = 8;
+/// Magic, version and header length.
+const FIXED_LEN: usize = MAGIC.len() + 8;
+/// zstd level of the body: the fastest level; higher ones gain little on a state (measured on
+/// the 1M-call scale set: level 3 is no smaller) and cost save time.
+const ZSTD_LEVEL: i32 = 1;
 /// The state format this build writes; bumped on any change (2: the totals keep the report's
 /// facts: key facts, daily usage, aliases, the lifecycle log; 3: the outbox of undelivered
 /// alerts; 4: the totals' tables keyed by interned names, dedupe remembers folded objects and
-/// call ids as 64-bit hashes).
-pub const VERSION: u32 = 4;
-/// The oldest format this build still reads. Versions 2 and 3 keyed the totals by joined strings:
-/// they are refused with the way out (rebuild the state with a replay, or run the build that wrote
-/// it).
-pub const OLDEST_READABLE: u32 = 4;
+/// call ids as 64-bit hashes; 5: binary instead of JSON).
+pub const VERSION: u32 = 5;
+/// The oldest format this build still reads. Versions 4 and earlier were JSON: they are refused
+/// with the way out (rebuild the state with a replay, or run the build that wrote it).
+pub const OLDEST_READABLE: u32 = 5;
 /// This build, as written in `written_by`.
 pub const WRITTEN_BY: &str = concat!("kmswatch ", env!("CARGO_PKG_VERSION"));
 
@@ -58,11 +79,9 @@ pub struct EngineState {
     pub(crate) totals: Totals,
     pub(crate) rules: Vec<SavedRule>,
     /// The alerts firing when the state was saved (alert schema), by rule and group.
-    #[serde(default)]
     pub(crate) firing: Vec<FiringAlert>,
     /// The alerts each sink of the live service had not yet delivered when the state was saved,
     /// delivered after a restart (at least once). Empty from replay.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<SinkOutbox>,
     /// The file it was loaded from, for error messages; not saved.
     #[serde(skip)]
@@ -76,6 +95,8 @@ pub(crate) struct FiringAlert {
     pub rule: String,
     /// The group as JSON (`Alert::group_id`).
     pub group: String,
+    /// Its JSON text in the binary file, itself in a dump.
+    #[serde(with = "json_text")]
     pub alert: serde_json::Value,
 }
 
@@ -85,8 +106,62 @@ pub(crate) struct FiringAlert {
 pub struct SinkOutbox {
     /// The sink, as in the `sink` label: `jsonl`, `alertmanager[i]`, `webhook[i]`.
     pub sink: String,
-    /// Each alert exactly as the sink would deliver it (alert-schema JSON).
+    /// Each alert exactly as the sink would deliver it (alert-schema JSON): its text in the
+    /// binary file, embedded as it is in a dump.
+    #[serde(with = "raw_json_list")]
     pub alerts: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// `serde(with)` for a JSON value: its text in binary formats (which cannot read a self-describing
+/// value), the value itself in human-readable ones (`state dump`).
+mod json_text {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return v.serialize(s);
+        }
+        s.serialize_str(&serde_json::to_string(v).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        if d.is_human_readable() {
+            return Value::deserialize(d);
+        }
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(|e| D::Error::custom(format!("an alert: {e}")))
+    }
+}
+
+/// `serde(with)` for alerts kept byte for byte: each one's text in binary formats, embedded as it
+/// is in human-readable ones.
+mod raw_json_list {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(v: &[Box<RawValue>], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return v.serialize(s);
+        }
+        s.collect_seq(v.iter().map(|r| r.get()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Box<RawValue>>, D::Error> {
+        if d.is_human_readable() {
+            return Vec::<Box<RawValue>>::deserialize(d);
+        }
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|text| {
+                RawValue::from_string(text)
+                    .map_err(|e| D::Error::custom(format!("an undelivered alert: {e}")))
+            })
+            .collect()
+    }
 }
 
 /// Engine settings at the time of saving. `window_secs` must match on restore (windows would not
@@ -164,13 +239,10 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error("{}:{line}:{col}: state file is corrupt or truncated: {message}; {REBUILD}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        message: String,
-    },
+    /// A file of this format that is truncated, altered or does not decode; `message` says what
+    /// failed, with a byte offset where there is one.
+    #[error("{}: state file is corrupt or truncated: {message}; {REBUILD}", path.display())]
+    Corrupt { path: PathBuf, message: String },
     #[error("{}: not a kmswatch state file ({found}); give a file written by `kmswatch replay --state-out` or by the service", path.display())]
     NotState { path: PathBuf, found: String },
     #[error(
@@ -208,13 +280,62 @@ pub enum StateError {
 /// written and fsynced, renamed over `path`, and the directory is fsynced. On any failure the old
 /// file (if any) is untouched and the temporary file is removed. One writer per path.
 pub fn save(path: &Path, state: &EngineState) -> Result<(), StateError> {
-    write_atomically(path, |w| {
-        serde_json::to_writer(&mut *w, state).map_err(io::Error::from)?;
-        w.write_all(b"\n")
-    })
+    write_atomically(path, |w| encode(w, state))
 }
 
-/// Reads a state file, checking `format` and `version` before the body.
+/// The identifying fields, first in every file and readable without the body.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    written_by: String,
+    saved_at_event_time: Option<String>,
+}
+
+/// Passes bytes on and hashes them, for the checksum.
+struct Hashing<W> {
+    inner: W,
+    hash: Xxh3Default,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The whole file: magic, version, header, body and checksum.
+fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<()> {
+    let header = rmp_serde::to_vec(&Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        written_by: state.written_by.clone(),
+        saved_at_event_time: state.saved_at_event_time.clone(),
+    })
+    .map_err(io::Error::other)?;
+    let header_len = u32::try_from(header.len()).map_err(io::Error::other)?;
+    let mut out = Hashing {
+        inner: &mut *w,
+        hash: Xxh3Default::new(),
+    };
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    out.write_all(&header_len.to_le_bytes())?;
+    out.write_all(&header)?;
+    let mut body = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)?;
+    rmp_serde::encode::write(&mut body, state).map_err(io::Error::other)?;
+    body.finish()?;
+    let sum = out.hash.digest();
+    w.write_all(&sum.to_le_bytes())
+}
+
+/// Reads a state file: its version, then its checksum, then the header and body.
 pub fn load(path: &Path) -> Result<EngineState, StateError> {
     let bytes = fs::read(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => StateError::Missing {
@@ -226,63 +347,170 @@ pub fn load(path: &Path) -> Result<EngineState, StateError> {
             source: e,
         },
     })?;
-    check_header(path, &bytes)?;
-    let mut state: EngineState = serde_json::from_slice(&bytes).map_err(|e| corrupt(path, &e))?;
-    // An older readable version is this one with parts missing (read as empty): upgraded.
-    state.version = VERSION;
+    let mut state = decode(path, &bytes)?;
     state.origin = Some(path.to_owned());
     Ok(state)
 }
 
-/// The identifying fields, read without building the body (other fields are skipped).
+fn decode(path: &Path, bytes: &[u8]) -> Result<EngineState, StateError> {
+    let corrupt = |message: String| StateError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
+    if !bytes.starts_with(MAGIC) {
+        return Err(unrecognised(path, bytes));
+    }
+    let Some(fixed) = bytes.get(MAGIC.len()..FIXED_LEN) else {
+        return Err(corrupt(format!(
+            "it ends at byte {} of the {FIXED_LEN}-byte fixed header",
+            bytes.len()
+        )));
+    };
+    let version = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
+    let header_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
+    let body_at = FIXED_LEN.saturating_add(header_len);
+    // Decoded before the checksum only to name the build that wrote an unreadable version.
+    let header = bytes
+        .get(FIXED_LEN..body_at)
+        .and_then(|h| rmp_serde::from_slice::<Header>(h).ok());
+    if !(OLDEST_READABLE..=VERSION).contains(&version) {
+        return Err(StateError::Incompatible {
+            path: path.to_owned(),
+            found: version.into(),
+            expected: VERSION,
+            written_by: header.map(|h| h.written_by),
+        });
+    }
+    if bytes.len() < body_at.saturating_add(CHECKSUM_LEN) {
+        return Err(corrupt(format!(
+            "it ends at byte {}, before the end of its header and checksum",
+            bytes.len()
+        )));
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let want = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
+    if xxh3_64(content) != want {
+        return Err(corrupt(format!(
+            "checksum mismatch over its {} bytes (truncated or altered after it was written)",
+            content.len()
+        )));
+    }
+    match header {
+        Some(h) if h.format == FORMAT && h.version == version => {}
+        Some(h) => {
+            return Err(corrupt(format!(
+                "its header says format \"{}\" version {} after version {version}",
+                h.format, h.version
+            )))
+        }
+        None => {
+            return Err(corrupt(format!(
+                "its header (bytes {FIXED_LEN}..{body_at}) does not decode"
+            )))
+        }
+    }
+    let body = inflate(&content[body_at..]).map_err(|e| corrupt(format!("its body {e}")))?;
+    let mut rest = &body[..];
+    let decoded = {
+        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        EngineState::deserialize(&mut de)
+    };
+    let at = body.len() - rest.len();
+    let mut state =
+        decoded.map_err(|e| corrupt(format!("{e} (near byte {at} of the decompressed body)")))?;
+    if !rest.is_empty() {
+        return Err(corrupt(format!(
+            "{} bytes after the body, at byte {at} of the decompressed body",
+            rest.len()
+        )));
+    }
+    // An older readable version is this one with parts missing (read as empty): upgraded.
+    state.version = VERSION;
+    Ok(state)
+}
+
+/// The body's one zstd frame, decompressed; what is wrong with it.
+fn inflate(frame: &[u8]) -> Result<Vec<u8>, String> {
+    let mut input = frame;
+    let mut out = Vec::with_capacity(frame.len().saturating_mul(4));
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(&mut input)
+        .map_err(|e| format!("does not decompress: {e}"))?
+        .single_frame();
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| format!("does not decompress: {e}"))?;
+    drop(decoder);
+    match input.len() {
+        0 => Ok(out),
+        n => Err(format!("has {n} bytes after its zstd frame")),
+    }
+}
+
+/// The error for a file without the magic prefix: a JSON state of format 4 or earlier, the start
+/// of a binary one cut short, or something else.
+fn unrecognised(path: &Path, bytes: &[u8]) -> StateError {
+    let not_state = |found: String| StateError::NotState {
+        path: path.to_owned(),
+        found,
+    };
+    if MAGIC.starts_with(bytes) {
+        return StateError::Corrupt {
+            path: path.to_owned(),
+            message: match bytes.len() {
+                0 => "the file is empty".into(),
+                n => format!("it ends at byte {n} of its magic prefix"),
+            },
+        };
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return not_state(
+            "neither the binary state format nor a JSON state of format 4 or earlier".into(),
+        );
+    }
+    json_header(path, bytes)
+}
+
+/// The identifying fields of a JSON state (format 4 and earlier), other fields skipped.
 #[derive(Deserialize)]
-struct Header {
+struct JsonHeader {
     format: Option<serde_json::Value>,
     version: Option<serde_json::Value>,
     written_by: Option<serde_json::Value>,
 }
 
-fn check_header(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// A JSON file is never read as a state now: the error says which one it is.
+fn json_header(path: &Path, bytes: &[u8]) -> StateError {
     let not_state = |found: String| StateError::NotState {
         path: path.to_owned(),
         found,
     };
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | None => {}
-        Some(_) => return Err(not_state("not a JSON object".into())),
-    }
-    let h: Header = serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))?;
+    let h: JsonHeader = match serde_json::from_slice(bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            return StateError::Corrupt {
+                path: path.to_owned(),
+                message: format!("JSON that does not parse: {e}"),
+            }
+        }
+    };
     match &h.format {
         Some(serde_json::Value::String(f)) if f == FORMAT => {}
-        Some(other) => return Err(not_state(format!("format {other}, expected \"{FORMAT}\""))),
-        None => return Err(not_state("no \"format\" field".into())),
+        Some(other) => return not_state(format!("format {other}, expected \"{FORMAT}\"")),
+        None => return not_state("JSON without a \"format\" field".into()),
     }
     match h.version.as_ref().and_then(|v| v.as_u64()) {
-        Some(v) if (u64::from(OLDEST_READABLE)..=u64::from(VERSION)).contains(&v) => Ok(()),
-        Some(found) => Err(StateError::Incompatible {
+        Some(found) if found < u64::from(OLDEST_READABLE) => StateError::Incompatible {
             path: path.to_owned(),
             found,
             expected: VERSION,
             written_by: h.written_by.and_then(|w| w.as_str().map(str::to_owned)),
-        }),
-        None => Err(not_state(format!(
+        },
+        Some(found) => not_state(format!(
+            "JSON claiming version {found}, but from version {OLDEST_READABLE} on state files are binary; `kmswatch state dump` output is for reading, not for loading"
+        )),
+        None => not_state(format!(
             "format \"{FORMAT}\" but no integer \"version\" field"
-        ))),
-    }
-}
-
-fn corrupt(path: &Path, e: &serde_json::Error) -> StateError {
-    let text = e.to_string();
-    // serde_json appends the position, which the variant carries separately.
-    let message = match text.rsplit_once(" at line ") {
-        Some((m, _)) => m.to_owned(),
-        None => text,
-    };
-    StateError::Corrupt {
-        path: path.to_owned(),
-        line: e.line(),
-        col: e.column(),
-        message,
+        )),
     }
 }
 

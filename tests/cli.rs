@@ -251,6 +251,36 @@ fn state_summary_of_replay_state_out_has_the_replay_summary_totals() {
     let out = kmswatch(&["state", "summary", &p(&state)]);
     succeeds(&out);
     assert_eq!(out.stdout, std::fs::read(&from_state).unwrap());
+
+    // The dump is the whole state as JSON, readable by people and scripts.
+    let out = kmswatch(&["state", "dump", &p(&state)]);
+    succeeds(&out);
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the dump is JSON");
+    assert_eq!(dump["format"], "kmswatch.state");
+    assert_eq!(dump["version"], kmswatch::state::VERSION);
+    assert_eq!(dump["version"], 5);
+    assert_eq!(dump["counters"]["kms_calls"], 7904);
+    assert!(
+        dump["firing"][0]["alert"]["rule"].is_string(),
+        "alerts as JSON, not text"
+    );
+    let dumped = dir.path().join("dump.json");
+    succeeds(&kmswatch(&[
+        "state",
+        "dump",
+        &p(&state),
+        "--out",
+        &p(&dumped),
+    ]));
+    assert_eq!(json_file(&dumped), dump);
+    // A dump is not a state file: loading it says so.
+    let out = kmswatch(&["state", "summary", &p(&dumped)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`kmswatch state dump` output is for reading"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -327,26 +357,46 @@ fn replay_state_in_continues_where_replay_state_out_stopped() {
 #[test]
 fn state_files_that_cannot_be_used_stop_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
-    let future = dir.path().join("future.json");
-    write(
-        &future,
+    let unsupported = |path: &std::path::Path, version: u32, by: &str| {
         format!(
-            r#"{{"format":"kmswatch.state","version":{},"written_by":"kmswatch 9.0.0"}}"#,
-            kmswatch::state::VERSION + 1
+            "error: {}: state format version {version} is not supported by kmswatch {} (expects {}); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it ({by})\n",
+            path.display(),
+            env!("CARGO_PKG_VERSION"),
+            kmswatch::state::VERSION
         )
-        .as_bytes(),
-    );
+    };
+    // A binary file of a later version: magic, version, header (no body needed).
+    let future = dir.path().join("future.state");
+    let version = kmswatch::state::VERSION + 1;
+    let header = rmp_serde::to_vec(&("kmswatch.state", version, "kmswatch 9.0.0", ())).unwrap();
+    let mut bytes = kmswatch::state::MAGIC.to_vec();
+    bytes.extend_from_slice(&version.to_le_bytes());
+    bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    write(&future, &bytes);
     let out = kmswatch(&["state", "summary", future.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!(
-            "error: {}: state format version {} is not supported by kmswatch {} (expects {}); move it aside and rebuild it with `kmswatch replay --state-out` over recent logs, or run the kmswatch version that wrote it (kmswatch 9.0.0)\n",
-            future.display(),
-            kmswatch::state::VERSION + 1,
-            env!("CARGO_PKG_VERSION"),
-            kmswatch::state::VERSION
-        )
+        unsupported(&future, version, "kmswatch 9.0.0")
+    );
+    // A JSON file of format 4 (the last JSON one).
+    let old = dir.path().join("old.json");
+    write(
+        &old,
+        br#"{"format":"kmswatch.state","version":4,"written_by":"kmswatch 0.1.0","watermark":null}"#,
+    );
+    let out = kmswatch(&[
+        "replay",
+        "sample-logs/",
+        "--state-in",
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        unsupported(&old, 4, "kmswatch 0.1.0")
     );
     let missing = dir.path().join("missing.json");
     let out = kmswatch(&[

@@ -108,7 +108,7 @@ fn split_run(
     };
     let mut engine = Engine::new(EngineConfig::default(), rules());
     fold_objects(&mut engine, &objects[..k], &opts(), &mut input, &mut sink).unwrap();
-    let path: PathBuf = dir.join(format!("state-{k}.json"));
+    let path: PathBuf = dir.join(format!("state-{k}.state"));
     state::save(&path, &engine.snapshot()).unwrap();
     let firing = |e: &Engine| -> Vec<String> { e.firing().map(|(_, v)| v.to_string()).collect() };
     let firing_before = firing(&engine);
@@ -193,8 +193,8 @@ fn save_load_restore_anywhere_in_the_sample_equals_one_uninterrupted_replay() {
 #[test]
 fn the_state_of_the_sample_round_trips_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let first = dir.path().join("first.json");
-    let second = dir.path().join("second.json");
+    let first = dir.path().join("first.state");
+    let second = dir.path().join("second.state");
     let (objects, mut input) = list_objects(&[repo().join("sample-logs")]);
     let mut engine = Engine::new(EngineConfig::default(), rules());
     fold_objects(&mut engine, &objects, &opts(), &mut input, |_| Ok(())).unwrap();

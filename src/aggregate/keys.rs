@@ -26,7 +26,7 @@ pub struct KeyInfo {
     pub pending_deletion: bool,
     /// AWS KMS logged the key's `DeleteKey`: it is gone for good, whatever is logged about it
     /// afterwards (calls that fail because it no longer exists).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub deleted: bool,
 }
 

@@ -1,6 +1,7 @@
 //! Fuzzing on the stable toolchain: mutated and generated inputs for the object decoder, the
-//! notification parser, the rule loader, the configuration loader and the state loader (with
-//! `Engine::restore`), seeded with the committed samples.
+//! notification parser, the rule loader, the configuration loader and the state loader (states
+//! edited as their JSON rendering and saved in the binary format, and binary state files edited
+//! byte by byte, with `Engine::restore`), seeded with the committed samples.
 //!
 //! Every target checks that its input never panics, hangs (the watchdog aborts with the case) or
 //! takes memory out of proportion to it, that errors are typed and name the thing they are about,
@@ -749,28 +750,62 @@ fn load_ok(path: &Path) -> Result<state::EngineState, TestCaseError> {
     state::load(path).map_err(|e| TestCaseError::fail(format!("a saved state does not load: {e}")))
 }
 
+/// The state in `json`, saved as a binary file at `path`; `None` when the text is no state.
+fn from_json(path: &Path, json: &[u8]) -> Result<Option<state::EngineState>, TestCaseError> {
+    let parsed = bounded_memory(
+        "state from JSON",
+        json.len(),
+        MEMORY_PER_BYTE,
+        FIXED_MEMORY,
+        || serde_json::from_slice::<state::EngineState>(json),
+    )?;
+    let Ok(parsed) = parsed else {
+        return Ok(None);
+    };
+    state::save(path, &parsed).map_err(|e| TestCaseError::fail(format!("save fails: {e}")))?;
+    Ok(Some(parsed))
+}
+
 #[test]
 fn fuzz_state_loader() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let input = dir.path().join("input.json");
-    let out = dir.path().join("saved.json");
+    let input = dir.path().join("input.state");
+    let out = dir.path().join("saved.state");
     fuzz("state", state_case(), |case| {
-        let bytes = state_input(&case);
-        std::fs::write(&input, &bytes).expect("write the input");
+        let json = state_input(&case);
+        // JSON text is never a state file (format 5 on): loading it is a clean error.
+        std::fs::write(&input, &json).expect("write the input");
         let loaded = bounded_memory(
-            "state load",
-            bytes.len(),
+            "state load (JSON)",
+            json.len(),
             MEMORY_PER_BYTE,
             FIXED_MEMORY,
             || state::load(&input),
         )?;
-        let st = match loaded {
-            Ok(st) => st,
-            Err(e) => {
-                outcome(state_error_kind(&e));
-                return check_state_error(&e, &input);
-            }
+        match loaded {
+            Ok(_) => return Err(TestCaseError::fail("a JSON file loads as a state")),
+            Err(e) => check_state_error(&e, &input)?,
+        }
+        // The edited rendering, if it still reads as a state, saved in the binary format.
+        let Some(parsed) = from_json(&input, &json)? else {
+            outcome("not a state as JSON");
+            return Ok(());
         };
+        let loaded = bounded_memory(
+            "state load",
+            json.len(),
+            MEMORY_PER_BYTE,
+            FIXED_MEMORY,
+            || state::load(&input),
+        )?;
+        // What reads from JSON saves and loads as the same state.
+        let st = loaded.map_err(|e| {
+            TestCaseError::fail(format!("a state read from JSON does not load: {e}"))
+        })?;
+        check!(
+            serde_json::to_string(&st).ok() == serde_json::to_string(&parsed).ok(),
+            "a state read from JSON loads as another"
+        );
         // Round trip: what loads saves, and saving what that loads gives the same bytes.
         let first = saved_bytes(&out, &st)?;
         let second = saved_bytes(&out, &load_ok(&out)?)?;
@@ -779,13 +814,10 @@ fn fuzz_state_loader() {
             "a loaded state does not save the same twice"
         );
         let (config, rules) = restore_setup(case.setup);
-        let restored = bounded_memory(
-            "restore",
-            bytes.len(),
-            MEMORY_PER_BYTE,
-            FIXED_MEMORY,
-            || Engine::restore(config.clone(), rules.clone(), st),
-        )?;
+        let restored =
+            bounded_memory("restore", json.len(), MEMORY_PER_BYTE, FIXED_MEMORY, || {
+                Engine::restore(config.clone(), rules.clone(), st)
+            })?;
         let mut engine = match restored {
             Ok((engine, _notes)) => engine,
             Err(e) => {
@@ -797,7 +829,7 @@ fn fuzz_state_loader() {
         // What restores runs, and its own snapshot restores again unchanged.
         bounded_memory(
             "restored engine",
-            bytes.len(),
+            json.len(),
             MEMORY_PER_BYTE,
             FIXED_MEMORY,
             || {
@@ -820,6 +852,83 @@ fn fuzz_state_loader() {
             saved_bytes(&out, &again.snapshot())? == snapshot,
             "an engine's own state restores to a different state"
         );
+        Ok(())
+    });
+}
+
+#[derive(Debug, Clone)]
+struct StateBytesCase {
+    seed: Index,
+    /// Odd: the checksum is recomputed after the edits, so the decoder sees the edited body.
+    reseal: u8,
+    ops: Vec<Op>,
+}
+
+/// Bytes inserted into binary state files: MessagePack markers of long strings, arrays and maps,
+/// the reserved marker, and the magic prefix.
+const STATE_TOKENS: &[&[u8]] = &[
+    b"\x00",
+    b"\xff",
+    b"\xc1",
+    b"\xdb\xff\xff\xff\xff",
+    b"\xdd\xff\xff\xff\xff",
+    b"\xdf\xff\xff\xff\xff",
+    b"\x91",
+    b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"kmswatch.state\x00",
+];
+
+#[test]
+fn fuzz_binary_state_files() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let input = dir.path().join("input.state");
+    let strategy = (any::<Index>(), any::<u8>(), mutate::ops(4))
+        .prop_map(|(seed, reseal, ops)| StateBytesCase { seed, reseal, ops });
+    fuzz("state bytes", strategy, |case| {
+        let seeds = seeds::binary_states();
+        let seed = case.seed.get(seeds);
+        let donors: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+        let resealed = case.reseal % 2 == 1;
+        let mut bytes = seed.clone();
+        if resealed {
+            bytes.truncate(bytes.len() - 8);
+        }
+        mutate::bytes(&mut bytes, &case.ops, STATE_TOKENS, &donors);
+        if resealed {
+            let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
+            bytes.extend_from_slice(&sum.to_le_bytes());
+        }
+        std::fs::write(&input, &bytes).expect("write the input");
+        let loaded = bounded_memory(
+            "binary state load",
+            bytes.len(),
+            MEMORY_PER_BYTE,
+            FIXED_MEMORY,
+            || state::load(&input),
+        )?;
+        match loaded {
+            Ok(st) => {
+                // Only an unchanged body decodes (or, resealed, one whose edits still decode).
+                check!(
+                    resealed || bytes == *seed,
+                    "an altered file without a fixed checksum loads"
+                );
+                outcome(if bytes == *seed {
+                    "unchanged"
+                } else {
+                    "resealed, loads"
+                });
+                let (config, rules) = (EngineConfig::default(), seeds::shipped_rules().clone());
+                if let Err(e) = Engine::restore(config, rules, st) {
+                    check_state_error(&e, &input)?;
+                }
+            }
+            Err(e) => {
+                check!(bytes != *seed, "an unchanged file does not load: {e}");
+                outcome(state_error_kind(&e));
+                check_state_error(&e, &input)?;
+            }
+        }
         Ok(())
     });
 }
@@ -877,9 +986,9 @@ fn counts_at_max(state: &[u8], fields: &[&str]) -> Vec<u8> {
 #[test]
 fn regression_counts_at_the_maximum_saturate() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("state.json");
+    let path = dir.path().join("state.state");
     let bytes = counts_at_max(&seeds::states()[1], &["counters", "totals"]);
-    std::fs::write(&path, bytes).expect("write");
+    seeds::save_json_state(&path, &bytes).expect("a state");
     let st = state::load(&path).expect("a state with large counts loads");
     let (mut engine, _) =
         Engine::restore(EngineConfig::default(), seeds::shipped_rules().clone(), st)
@@ -893,8 +1002,7 @@ fn regression_counts_at_the_maximum_saturate() {
     assert_eq!(counters.kms_calls, u64::MAX);
     assert_eq!(counters.duplicates, u64::MAX);
     state::save(&path, &engine.snapshot()).expect("saves");
-    // 128-bit call ids read as floats here, which does not matter to the counts.
-    let saved: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    let saved = serde_json::to_value(state::load(&path).expect("loads")).expect("JSON");
     let keys = saved["totals"]["keys"].as_object().expect("per-key totals");
     assert!(!keys.is_empty());
     assert!(
@@ -929,10 +1037,10 @@ fn rule_times_at(state: &[u8], field: &str, t: i64) -> Vec<u8> {
 #[test]
 fn regression_a_state_time_beyond_any_event_time_is_inconsistent() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("state.json");
+    let path = dir.path().join("state.state");
     let seed = &seeds::states()[1];
     let restore = |bytes: Vec<u8>| {
-        std::fs::write(&path, bytes).expect("write");
+        seeds::save_json_state(&path, &bytes).expect("a state");
         let st = state::load(&path).expect("a state with odd times loads");
         Engine::restore(EngineConfig::default(), seeds::shipped_rules().clone(), st)
     };

@@ -1,7 +1,7 @@
 //! The committed samples the fuzz targets start from: log objects under `sample-logs/`, the
 //! notification bodies of `src/sources/notify.rs`'s tests and `tests/common`, `rules/*.toml`,
-//! `kmswatch.example.toml` (as shipped and with every option uncommented) and a state file
-//! saved after a small replay. Each is read once per test binary.
+//! `kmswatch.example.toml` (as shipped and with every option uncommented) and the states of a
+//! small replay (as JSON renderings and as binary state files). Each is read once per test binary.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -211,13 +211,12 @@ pub fn configs() -> &'static [String] {
     })
 }
 
-/// State files (their bytes) saved after folding the first half and all of the seed objects
-/// with the shipped rules.
+/// The states after folding the first half and all of the seed objects with the shipped rules,
+/// as JSON (the serde_json rendering of `EngineState`, as `kmswatch state dump` writes it): the
+/// text the structural mutations edit.
 pub fn states() -> &'static [Vec<u8>] {
     static STATES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     STATES.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("state.json");
         let objects = objects();
         let mut engine = Engine::new(EngineConfig::default(), shipped_rules().clone());
         let mut out = Vec::new();
@@ -229,10 +228,33 @@ pub fn states() -> &'static [Vec<u8>] {
             }
             engine.end_object(&mut out);
             if i + 1 == objects.len() / 2 || i + 1 == objects.len() {
-                state::save(&path, &engine.snapshot()).expect("state saves");
-                states.push(std::fs::read(&path).expect("state readable"));
+                states.push(serde_json::to_vec(&engine.snapshot()).expect("state as JSON"));
             }
         }
         states
     })
+}
+
+/// The same states as binary state files (their bytes), as `state::save` writes them.
+pub fn binary_states() -> &'static [Vec<u8>] {
+    static STATES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    STATES.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("seed.state");
+        states()
+            .iter()
+            .map(|json| {
+                save_json_state(&path, json).expect("a seed state saves");
+                std::fs::read(&path).expect("state readable")
+            })
+            .collect()
+    })
+}
+
+/// Saves the state that `json` (a JSON rendering of an `EngineState`) describes as a binary
+/// state file; the serde_json error when the text is no state.
+pub fn save_json_state(path: &Path, json: &[u8]) -> Result<(), serde_json::Error> {
+    let st: state::EngineState = serde_json::from_slice(json)?;
+    state::save(path, &st).expect("a state saves");
+    Ok(())
 }

@@ -27,7 +27,7 @@ pub(super) struct Cell {
     other: u64,
     ids: EvidenceIds,
     /// Rules with `distinct`: the distinct values of that dimension among the matching calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     distinct: Option<Distinct>,
 }
 
