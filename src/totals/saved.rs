@@ -1,5 +1,6 @@
 //! The saved form of [`Totals`]: the names table, then each composite table as a list of
-//! `[ids, counts]` entries sorted by ids (the same totals write the same bytes). Loading checks
+//! `[ids, counts]` entries sorted by ids (the key/principal/service rows grouped by key), so the
+//! same totals write the same bytes. Loading checks
 //! that every id names an entry of the names table and that no row repeats.
 
 use std::hash::Hash;
@@ -20,33 +21,56 @@ pub(super) fn rows<K: Ord + Serialize, V: Serialize, S: Serializer>(
     s.collect_seq(entries)
 }
 
-/// `serialize_with` for the key/principal/service rows: `[[key, principal, service], counts]`
-/// entries sorted by ids, as the other tables.
+/// `serialize_with` for the key/principal/service rows: `[key, [[principal, service, counts],
+/// ...]]` per key, keys sorted by id and each key's rows by (principal, service) as held, so
+/// loading builds each key's rows as they are, with no table of every row in between.
 pub(super) fn kps<S: Serializer>(m: &Map<Sym, Vec<KpsRow>>, s: S) -> Result<S::Ok, S::Error> {
+    struct RowsOf<'a>(&'a [KpsRow]);
+    impl Serialize for RowsOf<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|r| (r.principal, r.service, &r.counts)))
+        }
+    }
     let mut keys: Vec<&Sym> = m.keys().collect();
     keys.sort_unstable();
-    s.collect_seq(keys.into_iter().flat_map(|k| {
-        m[k].iter()
-            .map(move |r| ([*k, r.principal, r.service], &r.counts))
-    }))
+    s.collect_seq(keys.into_iter().map(|k| (k, RowsOf(&m[k]))))
 }
 
-/// The saved key/principal/service rows (checked by [`table`]) as rows per key, sorted.
-fn kps_by_key(rows: Map<[Sym; 3], Counts>) -> (Map<Sym, Vec<KpsRow>>, usize) {
-    let len = rows.len();
+/// The saved key/principal/service rows as rows per key, checked: every id names a name, no key
+/// comes twice, and each key's rows are in (principal, service) order without repeats.
+fn kps_by_key(
+    names: &Names,
+    saved: Vec<(Sym, Vec<(Sym, Sym, Counts)>)>,
+) -> Result<(Map<Sym, Vec<KpsRow>>, usize), String> {
     let mut by_key: Map<Sym, Vec<KpsRow>> = Map::default();
-    for ([k, principal, service], counts) in rows {
-        by_key.entry(k).or_default().push(KpsRow {
-            principal,
-            service,
-            counts,
-        });
+    by_key.reserve(saved.len());
+    let mut len = 0;
+    for (i, (key, rows)) in saved.into_iter().enumerate() {
+        let ids_known = names.contains(key)
+            && (rows.iter()).all(|(p, s, _)| names.contains(*p) && names.contains(*s));
+        if !ids_known {
+            return Err(format!(
+                "totals.kps[{i}] names an id beyond the {} names",
+                names.len()
+            ));
+        }
+        if !rows.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)) {
+            return Err(format!("totals.kps[{i}] holds rows out of order or twice"));
+        }
+        len += rows.len();
+        let rows = rows
+            .into_iter()
+            .map(|(principal, service, counts)| KpsRow {
+                principal,
+                service,
+                counts,
+            })
+            .collect();
+        if by_key.insert(key, rows).is_some() {
+            return Err(format!("totals.kps[{i}] repeats an earlier key"));
+        }
     }
-    for rows in by_key.values_mut() {
-        rows.sort_unstable_by_key(|r| (r.principal, r.service));
-        rows.shrink_to_fit();
-    }
-    (by_key, len)
+    Ok((by_key, len))
 }
 
 #[derive(Deserialize)]
@@ -54,7 +78,7 @@ fn kps_by_key(rows: Map<[Sym; 3], Counts>) -> (Map<Sym, Vec<KpsRow>>, usize) {
 pub(super) struct SavedTotals {
     names: Names,
     keys: Map<Box<str>, KeyTotals>,
-    kps: Vec<([Sym; 3], Counts)>,
+    kps: Vec<(Sym, Vec<(Sym, Sym, Counts)>)>,
     koo: Vec<([Sym; 3], u64)>,
     daily: Vec<((Sym, i64), DayCounts)>,
     aliases: Vec<([Sym; 2], u64)>,
@@ -105,7 +129,7 @@ impl TryFrom<SavedTotals> for Totals {
     type Error = String;
 
     fn try_from(s: SavedTotals) -> Result<Totals, String> {
-        let (kps, kps_len) = kps_by_key(table("kps", &s.names, s.kps)?);
+        let (kps, kps_len) = kps_by_key(&s.names, s.kps)?;
         Ok(Totals {
             kps,
             kps_len,

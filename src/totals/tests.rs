@@ -196,7 +196,7 @@ fn saved_totals_round_trip_and_bad_ids_are_refused() {
     assert_eq!(back.kps_rows().count(), 1);
     // Point a row at a name the table does not hold.
     let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    v["kps"][0][0][1] = 99.into();
+    v["kps"][0][1][0][0] = 99.into();
     let err = serde_json::from_value::<Totals>(v).unwrap_err();
     assert!(
         err.to_string().contains("totals.kps[0] names an id"),
@@ -219,13 +219,26 @@ fn key_principal_service_rows_are_capped_and_saved_in_id_order() {
     principals.sort_unstable();
     assert_eq!(principals, ["role/a", "role/c"]);
     let v = serde_json::to_value(&t).unwrap();
-    let ids: Vec<Vec<u64>> = v["kps"]
+    // One key, its rows in (principal, service) id order.
+    assert_eq!(v["kps"].as_array().map(Vec::len), Some(1));
+    let ids: Vec<(u64, u64)> = v["kps"][0][1]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_value(r[0].clone()).unwrap())
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    let back: Totals = serde_json::from_value(v).unwrap();
+    let back: Totals = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(back.kps_len, 2);
+    // Rows out of order, and a key twice, are refused.
+    let mut swapped = v.clone();
+    let rows = swapped["kps"][0][1].as_array_mut().unwrap();
+    rows.swap(0, 1);
+    let err = serde_json::from_value::<Totals>(swapped).unwrap_err();
+    assert!(err.to_string().contains("out of order or twice"), "{err}");
+    let mut twice = v;
+    let entry = twice["kps"][0].clone();
+    twice["kps"].as_array_mut().unwrap().push(entry);
+    let err = serde_json::from_value::<Totals>(twice).unwrap_err();
+    assert!(err.to_string().contains("totals.kps[1] repeats"), "{err}");
 }
