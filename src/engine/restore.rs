@@ -79,27 +79,38 @@ impl Engine {
             self.dedupe.clone(),
             self.catalog.clone(),
             self.totals.clone(),
+            self.rules.iter().map(|r| r.save()).collect(),
         )
     }
 
     /// Calls `f` with the engine's state, as [`Engine::snapshot`] would make it, without copying
-    /// the dedupe window, the key catalogue or the totals: they are lent to the state and taken
-    /// back after `f`. For a driver that saves on the thread that owns the engine (replay's
+    /// the dedupe window, the key catalogue, the totals or the rules' states: they are lent to the
+    /// state and taken back after `f`. For a driver that saves on the thread that owns the engine (replay's
     /// `--state-out`), where a copy of a large organization's totals would double their memory.
     pub fn with_snapshot<R>(&mut self, f: impl FnOnce(&EngineState) -> R) -> R {
         let max_rows = self.config.max_report_rows;
         let dedupe = std::mem::replace(&mut self.dedupe, Dedupe::new(1, 1));
         let catalog = std::mem::replace(&mut self.catalog, KeyCatalog::new(0, 0));
         let totals = std::mem::replace(&mut self.totals, Totals::new(max_rows));
-        let state = self.snapshot_of(dedupe, catalog, totals);
+        let rules = self.rules.iter_mut().map(|r| r.lend()).collect();
+        let state = self.snapshot_of(dedupe, catalog, totals, rules);
         let r = f(&state);
         self.dedupe = state.dedupe;
         self.catalog = state.catalog;
         self.totals = state.totals;
+        for (rule, saved) in self.rules.iter_mut().zip(state.rules) {
+            rule.take_back(saved);
+        }
         r
     }
 
-    fn snapshot_of(&self, dedupe: Dedupe, catalog: KeyCatalog, totals: Totals) -> EngineState {
+    fn snapshot_of(
+        &self,
+        dedupe: Dedupe,
+        catalog: KeyCatalog,
+        totals: Totals,
+        rules: Vec<SavedRule>,
+    ) -> EngineState {
         let c = &self.config;
         EngineState {
             format: FORMAT.to_owned(),
@@ -117,7 +128,7 @@ impl Engine {
             dedupe,
             catalog,
             totals,
-            rules: self.rules.iter().map(|r| r.save()).collect(),
+            rules,
             firing: self
                 .firing
                 .iter()

@@ -40,7 +40,7 @@ pub(super) fn kps<S: Serializer>(m: &Map<Sym, Vec<KpsRow>>, s: S) -> Result<S::O
 /// comes twice, and each key's rows are in (principal, service) order without repeats.
 fn kps_by_key(
     names: &Names,
-    saved: Vec<(Sym, Vec<(Sym, Sym, Counts)>)>,
+    saved: Vec<SavedKeyRows>,
 ) -> Result<(Map<Sym, Vec<KpsRow>>, usize), String> {
     let mut by_key: Map<Sym, Vec<KpsRow>> = Map::default();
     by_key.reserve(saved.len());
@@ -73,12 +73,15 @@ fn kps_by_key(
     Ok((by_key, len))
 }
 
+/// One key's saved key/principal/service rows: the key, then `(principal, service, counts)`.
+type SavedKeyRows = (Sym, Vec<(Sym, Sym, Counts)>);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SavedTotals {
     names: Names,
     keys: Map<Box<str>, KeyTotals>,
-    kps: Vec<(Sym, Vec<(Sym, Sym, Counts)>)>,
+    kps: Vec<SavedKeyRows>,
     koo: Vec<([Sym; 3], u64)>,
     daily: Vec<((Sym, i64), DayCounts)>,
     aliases: Vec<([Sym; 2], u64)>,

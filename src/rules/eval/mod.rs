@@ -164,6 +164,28 @@ impl RuleEval {
         }
     }
 
+    /// The running state itself, lent for a state file: [`RuleEval::take_back`] must return it
+    /// before the rule is used again. Saves what [`RuleEval::save`] copies (a windowed rule first
+    /// forgets, in place, the groups nothing holds).
+    pub(crate) fn lend(&mut self) -> SavedRule {
+        if let State::Windowed(s) = &mut self.state {
+            s.forget_unused_groups(true);
+        }
+        let placeholder = State::Unused(unused::UnusedState::new(1));
+        SavedRule {
+            rule: self.rule.id.clone(),
+            kind: self.rule.kind.name().to_owned(),
+            fingerprint: self.fingerprint.clone(),
+            counters: self.counters,
+            state: std::mem::replace(&mut self.state, placeholder),
+        }
+    }
+
+    /// Takes back the state [`RuleEval::lend`] lent.
+    pub(crate) fn take_back(&mut self, saved: SavedRule) {
+        self.state = saved.state;
+    }
+
     /// Continues from `saved`, which the caller matched to this rule by id and fingerprint.
     /// Configuration (window length, limits) stays this rule's. Fails when the saved state is not
     /// of this rule's kind (possible only in an edited file).

@@ -302,7 +302,7 @@ impl WindowedState {
     /// Forgets the group names no open window, baseline or alert holds once they outnumber those
     /// held by more than [`GROUP_NAMES_SLACK`] (amortized: at least that many calls made them),
     /// or `always`.
-    fn forget_unused_groups(&mut self, always: bool) {
+    pub(super) fn forget_unused_groups(&mut self, always: bool) {
         let held = self.windows.open_groups() + self.firing.len() + self.history.len();
         if !always && self.groups.len() <= 2 * held + GROUP_NAMES_SLACK {
             return;
