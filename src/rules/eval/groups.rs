@@ -7,10 +7,9 @@
 //! values only they used with them, so made-up groups do not pile up.
 
 use std::cmp::Ordering;
-use std::fmt;
 
 use indexmap::IndexSet;
-use serde::de::{self, SeqAccess, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::names::{Names, Sym};
@@ -161,34 +160,14 @@ impl<'de> Deserialize<'de> for Groups {
         #[serde(deny_unknown_fields)]
         struct Saved {
             values: Names,
-            keys: Keys,
-        }
-        struct Keys(Vec<Box<[Sym]>>);
-        impl<'de> Deserialize<'de> for Keys {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Keys;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("a list of group keys")
-                    }
-                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Keys, A::Error> {
-                        let mut keys = Vec::new();
-                        while let Some(k) = seq.next_element::<Box<[Sym]>>()? {
-                            keys.push(k);
-                        }
-                        Ok(Keys(keys))
-                    }
-                }
-                d.deserialize_seq(V)
-            }
+            keys: Vec<Box<[Sym]>>,
         }
         let saved = Saved::deserialize(d)?;
         let mut groups = Groups {
             values: saved.values,
             ..Groups::default()
         };
-        for (i, key) in saved.keys.0.into_iter().enumerate() {
+        for (i, key) in saved.keys.into_iter().enumerate() {
             if let Some(v) = key.iter().find(|v| !groups.values.contains(**v)) {
                 return Err(de::Error::custom(format_args!(
                     "group {i} names value {} of {}",
@@ -196,7 +175,10 @@ impl<'de> Deserialize<'de> for Groups {
                     groups.values.len()
                 )));
             }
-            if u32::try_from(groups.keys.len()).is_err() || !groups.keys.insert(key) {
+            if u32::try_from(groups.keys.len()).is_err() {
+                return Err(de::Error::custom("more than 2^32 groups"));
+            }
+            if !groups.keys.insert(key) {
                 return Err(de::Error::custom(format_args!(
                     "group {i} repeats an earlier one"
                 )));
