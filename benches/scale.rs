@@ -9,9 +9,9 @@
 //!    `300000,1000000`, on `KMSWATCH_SCALE_BENCH_ATTACK_KEYS` × `..._ATTACK_PRINCIPALS`, default
 //!    10 × 10): the peak resident memory (`VmHWM`) of `kmswatch replay DIR --quiet --state-out F`
 //!    as a process, the size of F, and, in this process through the library, `state::load` +
-//!    `Engine::restore` of F, a full save (`Engine::snapshot` + `state::save`) and the save after
-//!    [`CHANGED_CALLS`] new calls of existing pairs are folded (the incremental save: see
-//!    [`incremental_save`]), each timed once;
+//!    `Engine::restore` of F, a full save and the save after [`CHANGED_CALLS`] new calls of
+//!    existing pairs are folded (a journal delta), both as the service makes them (see
+//!    [`timed_save`]), each timed once;
 //! 2. on the first set, replay throughput against decompression alone of the same files (in
 //!    memory), on one core (a sequential decode and fold against sequential inflating) and on the
 //!    rayon pool of `KMSWATCH_SCALE_BENCH_CORES` (2) threads (`replay::replay` of the directory
@@ -47,7 +47,7 @@ use kmswatch::decode::{decode_object, DecodeLimits, KmsCall};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::generate::ScaleShape;
 use kmswatch::rules::{load_dir, RuleSet};
-use kmswatch::state;
+use kmswatch::serve::journal::{Checkpointing, Journaled, Saved};
 
 /// Calls folded between the full save and the incremental one.
 const CHANGED_CALLS: usize = 100;
@@ -105,6 +105,8 @@ struct StateTimes {
     load: f64,
     full_save: f64,
     incremental_save: f64,
+    /// The size of that delta.
+    delta_bytes: u64,
 }
 
 fn list(name: &str, default: &str) -> Vec<u64> {
@@ -201,11 +203,11 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |p| p.get())
     );
     println!();
-    println!("| set | objects | KMS calls | JSON | replay peak RSS | replay time | state on disk | full save | incremental save ({CHANGED_CALLS} calls changed) | load + restore |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| set | objects | KMS calls | JSON | replay peak RSS | replay time | state on disk | full save | incremental save ({CHANGED_CALLS} calls changed) | its delta | load + restore |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (set, r, s) in &rows {
         println!(
-            "| {} | {} | {} | {:.0} MB | {:.0} MiB | {:.1} s | {:.1} MB | {:.2} s | {:.2} s | {:.2} s |",
+            "| {} | {} | {} | {:.0} MB | {:.0} MiB | {:.1} s | {:.1} MB | {:.2} s | {:.1} ms | {} bytes | {:.2} s |",
             set.label,
             r.objects,
             r.kms_calls,
@@ -214,7 +216,8 @@ fn main() {
             r.secs,
             r.state_bytes as f64 / 1e6,
             s.full_save,
-            s.incremental_save,
+            s.incremental_save * 1e3,
+            s.delta_bytes,
             s.load
         );
     }
@@ -330,13 +333,20 @@ fn changed_calls(dir: &Path) -> Vec<KmsCall> {
 /// (moved to just after the state's latest event) and saves again (timed).
 fn state_times(path: &Path, rules: impl Fn() -> RuleSet, changes: &[KmsCall]) -> StateTimes {
     let t = Instant::now();
-    let loaded = state::load(path).expect("loading the replay's state");
-    let (mut engine, notes) =
-        Engine::restore(EngineConfig::default(), rules(), loaded).expect("restoring the state");
+    let resumed =
+        Engine::resume(EngineConfig::default(), rules(), path).expect("restoring the state");
     let load = t.elapsed().as_secs_f64();
-    assert!(notes.is_empty(), "restoring the replay's state: {notes:?}");
-    let out = path.with_file_name("state-saved.json");
-    let full_save = full_save(&engine, &out);
+    assert!(
+        resumed.notes.is_empty(),
+        "restoring the replay's state: {:?}",
+        resumed.notes
+    );
+    let out = path.with_file_name("state-saved.state");
+    let checkpoint = Checkpointing::new(out, Duration::from_secs(30));
+    // The service's checkpointing: nothing saved at `out` yet, so the first save is whole.
+    let mut engine = Journaled::new(resumed.engine, Some(checkpoint), None);
+    let (full_save, saved) = timed_save(&mut engine);
+    assert!(matches!(saved, Saved::Whole { .. }), "{saved:?}");
 
     let latest = engine.max_event_time().expect("the state has events");
     let mut alerts = Vec::new();
@@ -344,31 +354,29 @@ fn state_times(path: &Path, rules: impl Fn() -> RuleSet, changes: &[KmsCall]) ->
     for c in changes {
         let mut c = c.clone();
         c.time = latest + 1;
-        engine.ingest(c, &mut alerts);
+        engine.fold(&c, &mut alerts);
     }
     engine.end_object(&mut alerts);
-    let incremental_save = incremental_save(&engine, &out);
+    let (incremental_save, saved) = timed_save(&mut engine);
+    let Saved::Delta { bytes, .. } = saved else {
+        panic!("the second save is not a delta: {saved:?}")
+    };
     StateTimes {
         load,
         full_save,
         incremental_save,
+        delta_bytes: bytes,
     }
 }
 
-/// Seconds of a full save: `Engine::snapshot` (the copy serve takes) and `state::save`.
-fn full_save(engine: &Engine, path: &Path) -> f64 {
+/// Seconds of one save of the service's checkpointing (`serve::journal::Journaled::save`, as the
+/// fold makes it between objects): the whole file the first time, a journal delta of what was
+/// folded since after that. The "incremental save" column is the second: everything between the
+/// fold and the data being durable (the delta's end, fsync, rename, the directory's fsync).
+fn timed_save(engine: &mut Journaled) -> (f64, Saved) {
     let t = Instant::now();
-    state::save(path, &engine.snapshot()).expect("saving the state");
-    t.elapsed().as_secs_f64()
-}
-
-/// Seconds of the save that follows a fold of [`CHANGED_CALLS`] calls after the last save: the
-/// "incremental save" column comes from here and nowhere else. kmswatch has no incremental save
-/// yet (issue 10), so today this is the full save again; when the state module gains one, point
-/// this function at it (keeping what it times: everything between the fold and the data being
-/// durable).
-fn incremental_save(engine: &Engine, path: &Path) -> f64 {
-    full_save(engine, path)
+    let saved = engine.save(Vec::new(), false).expect("saving the state");
+    (t.elapsed().as_secs_f64(), saved)
 }
 
 /// Seconds of decompression alone and of replay of one set, on one core and on the pool.

@@ -12,6 +12,7 @@ use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 pub use crate::totals::EngineCounters;
 use crate::totals::Totals;
 
+pub mod journal;
 pub mod limits;
 mod restore;
 

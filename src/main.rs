@@ -378,13 +378,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 inputs: vec![state.display().to_string()],
                 ..ReportMeta::default()
             };
-            AuditReport::from_state(&state::load(&state)?, meta).write(&out)?;
+            let state = state::load(&state)?;
+            note_journal(&state)?;
+            AuditReport::from_state(&state, meta).write(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::State {
             command: StateCommand::Summary { file, out },
         } => {
             let state = state::load(&file)?;
+            note_journal(&state)?;
             let input = InputStats::default();
             write_json(out.as_deref(), &Summary::from_state(&input, &state))?;
             Ok(ExitCode::SUCCESS)
@@ -392,10 +395,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::State {
             command: StateCommand::Dump { file, out },
         } => {
-            write_json(out.as_deref(), &state::load(&file)?)?;
+            let state = state::load(&file)?;
+            note_journal(&state)?;
+            write_json(out.as_deref(), &state)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Says on stderr when a state file shown alone has journal deltas after it.
+fn note_journal(state: &state::EngineState) -> Result<()> {
+    if let Some(note) = state::journal::pending_note(state)? {
+        eprintln!("note: {note}");
+    }
+    Ok(())
 }
 
 /// Pretty JSON and a newline, to `path` or stdout.

@@ -86,6 +86,16 @@ pub struct EngineState {
     /// The file it was loaded from, for error messages; not saved.
     #[serde(skip)]
     pub(crate) origin: Option<PathBuf>,
+    /// The loaded file's checksum and size, which name it to its journal ([`journal`]); not saved.
+    #[serde(skip)]
+    pub(crate) file: Option<SavedFile>,
+}
+
+/// A state file as written: its checksum (which the journal's deltas name) and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedFile {
+    pub checksum: u64,
+    pub bytes: u64,
 }
 
 /// An alert firing when the state was saved.
@@ -279,8 +289,17 @@ pub enum StateError {
 /// Writes `state` to `path` atomically: a temporary file `<path>.tmp` in the same directory is
 /// written and fsynced, renamed over `path`, and the directory is fsynced. On any failure the old
 /// file (if any) is untouched and the temporary file is removed. One writer per path.
-pub fn save(path: &Path, state: &EngineState) -> Result<(), StateError> {
-    write_atomically(path, |w| encode(w, state))
+///
+/// The journal deltas of the file it replaces are then removed: they name the old file's
+/// checksum, so they would be ignored anyway ([`journal`]).
+pub fn save(path: &Path, state: &EngineState) -> Result<SavedFile, StateError> {
+    let mut file = None;
+    write_atomically(path, |w| {
+        file = Some(encode(w, state)?);
+        Ok(())
+    })?;
+    journal::remove_deltas(path, 0);
+    Ok(file.expect("written"))
 }
 
 /// The identifying fields, first in every file and readable without the body.
@@ -292,16 +311,28 @@ struct Header {
     saved_at_event_time: Option<String>,
 }
 
-/// Passes bytes on and hashes them, for the checksum.
+/// Passes bytes on, counts and hashes them, for the checksum.
 struct Hashing<W> {
     inner: W,
     hash: Xxh3Default,
+    bytes: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            hash: Xxh3Default::new(),
+            bytes: 0,
+        }
+    }
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
         Ok(n)
     }
 
@@ -311,7 +342,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// The whole file: magic, version, header, body and checksum.
-fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<()> {
+fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<SavedFile> {
     let header = rmp_serde::to_vec(&Header {
         format: FORMAT.into(),
         version: VERSION,
@@ -320,10 +351,7 @@ fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<()> {
     })
     .map_err(io::Error::other)?;
     let header_len = u32::try_from(header.len()).map_err(io::Error::other)?;
-    let mut out = Hashing {
-        inner: &mut *w,
-        hash: Xxh3Default::new(),
-    };
+    let mut out = Hashing::new(&mut *w);
     out.write_all(MAGIC)?;
     out.write_all(&VERSION.to_le_bytes())?;
     out.write_all(&header_len.to_le_bytes())?;
@@ -331,8 +359,12 @@ fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<()> {
     let mut body = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)?;
     rmp_serde::encode::write(&mut body, state).map_err(io::Error::other)?;
     body.finish()?;
-    let sum = out.hash.digest();
-    w.write_all(&sum.to_le_bytes())
+    let (checksum, bytes) = (out.hash.digest(), out.bytes);
+    w.write_all(&checksum.to_le_bytes())?;
+    Ok(SavedFile {
+        checksum,
+        bytes: bytes + CHECKSUM_LEN as u64,
+    })
 }
 
 /// Reads a state file: its version, then its checksum, then the header and body.
@@ -349,6 +381,11 @@ pub fn load(path: &Path) -> Result<EngineState, StateError> {
     })?;
     let mut state = decode(path, &bytes)?;
     state.origin = Some(path.to_owned());
+    let sum = &bytes[bytes.len() - CHECKSUM_LEN..];
+    state.file = Some(SavedFile {
+        checksum: u64::from_le_bytes(sum.try_into().expect("8 bytes")),
+        bytes: bytes.len() as u64,
+    });
     Ok(state)
 }
 
@@ -572,6 +609,8 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 fn sync_dir(_: &Path) -> io::Result<()> {
     Ok(())
 }
+
+pub mod journal;
 
 #[cfg(test)]
 mod tests;

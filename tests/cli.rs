@@ -281,6 +281,24 @@ fn state_summary_of_replay_state_out_has_the_replay_summary_totals() {
         err.contains("`kmswatch state dump` output is for reading"),
         "{err}"
     );
+
+    // With a journal delta after it, the tools say the view leaves it out.
+    let bytes = std::fs::read(&state).unwrap();
+    let checksum = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+    let mut w = kmswatch::state::journal::DeltaWriter::create(&state, checksum, 1).unwrap();
+    w.append(&kmswatch::engine::journal::Op::<kmswatch::decode::KmsCall>::Cap(None))
+        .unwrap();
+    w.commit(&[]).unwrap();
+    for args in [vec!["state", "summary"], vec!["state", "dump"]] {
+        let out = kmswatch(&[args[0], args[1], &p(&state)]);
+        succeeds(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("note: ")
+                && err.contains("1 journal delta(s) (1 operations) follow this state file"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

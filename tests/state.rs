@@ -7,12 +7,15 @@ use std::path::PathBuf;
 
 use common::*;
 use kmswatch::alerts::Alert;
+use kmswatch::decode::{decode_object, DecodeLimits, KmsCall};
+use kmswatch::engine::journal::Op;
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::replay::{fold_objects, list_objects, replay, ReplayOptions};
 use kmswatch::report::{InputStats, Summary};
 use kmswatch::rules::{load_dir, RuleSet};
-use kmswatch::sources::ObjectRef;
+use kmswatch::sources::{parse_log_name, ObjectRef};
 use kmswatch::state;
+use kmswatch::state::journal::DeltaWriter;
 
 fn rules() -> RuleSet {
     load_dir(&repo().join("rules")).expect("shipped rules load")
@@ -214,4 +217,130 @@ fn the_state_of_the_sample_round_trips_byte_for_byte() {
         std::fs::read(&first).unwrap(),
         std::fs::read(&second).unwrap()
     );
+}
+
+/// The journal operations that fold one sample object, as a driver makes them.
+fn object_ops(object: &ObjectRef) -> Vec<Op<KmsCall>> {
+    let ObjectRef::File(path) = object else {
+        panic!("{object}: not a file")
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let decoded = decode_object(&bytes, &DecodeLimits::default()).unwrap();
+    let name = object.to_string();
+    let mut ops = vec![Op::Begin {
+        latest: parse_log_name(&name).and_then(|n| n.delivered),
+        identity: Some(object.identity(bytes.len() as u64)),
+    }];
+    ops.extend(decoded.calls.into_iter().map(Op::Call));
+    ops.push(Op::End);
+    ops
+}
+
+/// Applies `ops` to `engine`, recording them in `delta` when there is one; the alerts raised.
+fn run_ops(
+    engine: &mut Engine,
+    ops: Vec<Op<KmsCall>>,
+    mut delta: Option<&mut DeltaWriter>,
+    alerts: &mut Vec<Alert>,
+) {
+    for op in ops {
+        if let Some(w) = delta.as_deref_mut() {
+            w.append(&op).unwrap();
+        }
+        engine.apply(op, alerts);
+    }
+}
+
+fn saved_bytes(engine: &mut Engine, path: &std::path::Path) -> Vec<u8> {
+    engine.with_snapshot(|s| state::save(path, s)).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_state_file_and_its_journal_resume_as_the_engine_that_wrote_them() {
+    let (objects, _) = list_objects(&[repo().join("sample-logs")]);
+    let n = objects.len();
+    let (a, b) = (n / 3, 2 * n / 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kmswatch.state");
+    let mut live = Engine::new(EngineConfig::default(), rules());
+    let mut alerts = Vec::new();
+    for o in &objects[..a] {
+        run_ops(&mut live, object_ops(o), None, &mut alerts);
+    }
+    let base = live.with_snapshot(|s| state::save(&path, s)).unwrap();
+    // Two deltas, the second with watermark moves a live driver makes (a cap, the wall clock).
+    let mut journal_alerts = Vec::new();
+    let mut ops = 0u64;
+    let mut w = DeltaWriter::create(&path, base.checksum, 1).unwrap();
+    for o in &objects[a..b] {
+        run_ops(&mut live, object_ops(o), Some(&mut w), &mut journal_alerts);
+    }
+    ops += w.commit(&[]).unwrap().ops;
+    let mut w = DeltaWriter::create(&path, base.checksum, 2).unwrap();
+    let cap = live.watermark().unwrap() + 600;
+    run_ops(
+        &mut live,
+        vec![Op::Cap(Some(cap))],
+        Some(&mut w),
+        &mut journal_alerts,
+    );
+    for o in &objects[b..] {
+        run_ops(&mut live, object_ops(o), Some(&mut w), &mut journal_alerts);
+    }
+    assert_eq!(live.watermark(), Some(cap), "the cap holds the watermark");
+    let later = live.max_event_time().unwrap() + 60;
+    let moves = vec![Op::Cap(None), Op::AdvanceTo(later), Op::Advance];
+    run_ops(&mut live, moves, Some(&mut w), &mut journal_alerts);
+    ops += w.commit(&[]).unwrap().ops;
+    assert!(
+        !journal_alerts.is_empty(),
+        "the journal's calls raise alerts"
+    );
+
+    let mut resumed = Engine::resume(EngineConfig::default(), rules(), &path).unwrap();
+    assert!(resumed.notes.is_empty(), "{:?}", resumed.notes);
+    assert_eq!((resumed.position.deltas, resumed.position.ops), (2, ops));
+    assert_eq!(resumed.position.base, base);
+    // Raised when the journal was written: not raised again.
+    assert!(resumed.alerts.is_empty());
+    assert_eq!(
+        resumed.engine.counters().kms_calls,
+        live.counters().kms_calls
+    );
+    let want = saved_bytes(&mut live, &dir.path().join("live.state"));
+    let got = saved_bytes(&mut resumed.engine, &dir.path().join("resumed.state"));
+    assert!(want == got, "the resumed engine saves other bytes");
+    let (mut end_live, mut end_resumed) = (Vec::new(), Vec::new());
+    live.finish(&mut end_live);
+    resumed.engine.finish(&mut end_resumed);
+    let json = |v: &[Alert]| v.iter().map(Alert::to_json).collect::<Vec<_>>();
+    assert_eq!(json(&end_live), json(&end_resumed));
+
+    // Without its journal the state file is the engine at the first third.
+    let kms_calls = |p: &std::path::Path| {
+        Engine::resume(EngineConfig::default(), rules(), p)
+            .unwrap()
+            .engine
+            .counters()
+            .kms_calls
+    };
+    let alone = dir.path().join("alone.state");
+    std::fs::copy(&path, &alone).unwrap();
+    assert!(kms_calls(&alone) < live.counters().kms_calls);
+
+    // A rule that is new to the state gives its verdicts on the journal's calls.
+    let rule = journal_alerts[0].rule.clone();
+    let mut with_copy = rules();
+    let mut copy = with_copy
+        .rules
+        .iter()
+        .find(|r| r.id == rule)
+        .unwrap()
+        .clone();
+    copy.id = format!("{rule}-copy");
+    with_copy.rules.push(copy);
+    let r = Engine::resume(EngineConfig::default(), with_copy, &path).unwrap();
+    assert!(!r.alerts.is_empty());
+    assert!(r.alerts.iter().all(|a| a.rule == format!("{rule}-copy")));
 }

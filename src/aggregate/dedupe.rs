@@ -18,7 +18,7 @@ use crate::Set;
 
 /// What identifies a log object across deliveries, drivers and copies: a 64-bit hash of its
 /// name (see `ObjectRef::identity`) and its size in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectId(u64);
 
 impl ObjectId {

@@ -139,14 +139,21 @@ impl SourceConfig {
 pub struct StateConfig {
     pub path: PathBuf,
     pub save_interval_secs: u64,
+    /// A save writes the whole state file, not a journal delta, once the deltas since the last
+    /// whole save would reach this percentage of its size: they are folded again on a restart.
+    pub compact_percent: u64,
+    /// ... or once this many deltas follow it.
+    pub max_deltas: u32,
 }
 
 impl StateConfig {
-    /// The default save interval.
+    /// The defaults.
     pub fn new(path: PathBuf) -> Self {
         StateConfig {
             path,
             save_interval_secs: 30,
+            compact_percent: 50,
+            max_deltas: 100,
         }
     }
 }

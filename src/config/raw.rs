@@ -130,6 +130,10 @@ pub(super) struct RawState {
     pub path: Field<String>,
     /// Seconds between saves.
     pub save_interval_secs: Field<i64>,
+    /// Deltas since the last whole save, in percent of its size, that make the next save whole.
+    pub compact_percent: Field<i64>,
+    /// Deltas that make the next save whole.
+    pub max_deltas: Field<i64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]

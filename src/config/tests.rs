@@ -513,6 +513,7 @@ fn relative_paths_in_the_file_resolve_against_its_directory() {
         Some(StateConfig {
             path: PathBuf::from("/etc/kmswatch/state/kmswatch.json"),
             save_interval_secs: 5,
+            ..StateConfig::new(PathBuf::new())
         })
     );
     assert_eq!(

@@ -314,6 +314,8 @@ impl Validator<'_, '_> {
             ),
         }
         int!(self, "state", s, c, save_interval_secs, LIMIT);
+        int!(self, "state", s, c, compact_percent, 1..=1000);
+        int!(self, "state", s, c, max_deltas, 1..=100_000);
         *state = Some(c);
     }
 

@@ -20,15 +20,17 @@ pub use object::{
 pub use policy::{is_public as policy_is_public, LIMITING_KEYS};
 pub use split::{split_records, SplitError};
 
+use serde::{Deserialize, Serialize};
+
 /// Whether an operation uses key material (`Decrypt`, `Sign`, ...) or manages keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OpClass {
     Crypto,
     Management,
 }
 
 /// Which step of the calling-service inference decided [`KmsCall::service`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServiceSource {
     /// `userIdentity.invokedBy` named an `*.amazonaws.com` service.
     InvokedBy,
@@ -67,7 +69,7 @@ impl ServiceSource {
 }
 
 /// How a call named its key, before alias resolution (which needs state, so the engine does it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyRef {
     /// A key ARN (`arn:aws:kms:region:account:key/id`).
     Key(Box<str>),
@@ -76,7 +78,7 @@ pub enum KeyRef {
 }
 
 /// A key-state change a management call makes, which the engine's key catalogue tracks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyEffect {
     /// `CreateAlias` / `UpdateAlias`: the alias ARN now points at the key ARN.
     AliasSet { alias: Box<str>, key: Box<str> },
@@ -92,7 +94,7 @@ pub enum KeyEffect {
 
 /// What the request of a management call says, for the operations whose request decides a rule:
 /// `CreateKey` and `PutKeyPolicy` (the policy, the lockout check), `CreateGrant` (the grantee).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestFacts {
     /// The key policy lets anyone use the key (see `decode::policy`).
     pub policy_public: bool,
@@ -104,8 +106,9 @@ pub struct RequestFacts {
     pub grantee_cross_account: bool,
 }
 
-/// One KMS API call, normalised. Owned, so decoded objects can cross threads.
-#[derive(Debug, Clone, PartialEq)]
+/// One KMS API call, normalised. Owned, so decoded objects can cross threads. Serialized in the
+/// state journal (`engine::journal`): any change to its fields changes that encoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KmsCall {
     /// CloudTrail `eventID`, kept for evidence.
     pub event_id: Box<str>,

@@ -87,14 +87,14 @@ impl Engine {
     /// the dedupe window, the key catalogue, the totals or the rules' states: they are lent to the
     /// state and taken back after `f`. For a driver that saves on the thread that owns the engine (replay's
     /// `--state-out`), where a copy of a large organization's totals would double their memory.
-    pub fn with_snapshot<R>(&mut self, f: impl FnOnce(&EngineState) -> R) -> R {
+    pub fn with_snapshot<R>(&mut self, f: impl FnOnce(&mut EngineState) -> R) -> R {
         let max_rows = self.config.max_report_rows;
         let dedupe = std::mem::replace(&mut self.dedupe, Dedupe::new(1, 1));
         let catalog = std::mem::replace(&mut self.catalog, KeyCatalog::new(0, 0));
         let totals = std::mem::replace(&mut self.totals, Totals::new(max_rows));
         let rules = self.rules.iter_mut().map(|r| r.lend()).collect();
-        let state = self.snapshot_of(dedupe, catalog, totals, rules);
-        let r = f(&state);
+        let mut state = self.snapshot_of(dedupe, catalog, totals, rules);
+        let r = f(&mut state);
         self.dedupe = state.dedupe;
         self.catalog = state.catalog;
         self.totals = state.totals;
@@ -140,6 +140,7 @@ impl Engine {
                 .collect(),
             outbox: Vec::new(),
             origin: None,
+            file: None,
         }
     }
 

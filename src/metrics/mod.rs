@@ -169,6 +169,7 @@ pub struct Metrics {
     pub aws_retries: IntCounterVec,
     pub state_saves: IntCounterVec,
     pub state_last_save: IntGauge,
+    pub state_journal_bytes: IntGauge,
     pub rules_loaded: IntGauge,
     pub rule_reloads: IntCounterVec,
     /// Alerts handed to each sink target (`jsonl`, `alertmanager[i]`, `webhook[i]`), by result
@@ -286,6 +287,7 @@ impl Metrics {
             aws_retries: counter_vec(&r, "kmswatch_aws_retries_total", "Retried S3 and SQS calls, by service and operation.", &["service", "operation"]),
             state_saves: counter_vec(&r, "kmswatch_state_saves_total", "State file saves, by result.", &["result"]),
             state_last_save: gauge(&r, "kmswatch_state_last_save_timestamp_seconds", "When the state file was last saved."),
+            state_journal_bytes: gauge(&r, "kmswatch_state_journal_bytes", "Bytes of the state journal's deltas since the state file was last written whole (folded again on a restart)."),
             rules_loaded: gauge(&r, "kmswatch_rules_loaded", "Rules in the active rule set."),
             rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
             alert_deliveries: counter_vec(&r, "kmswatch_alert_deliveries_total", "Alerts handed to each sink target (jsonl, alertmanager[i], webhook[i]) by result: ok (delivered; Alertmanager re-sends included), retried (a try failed and is repeated), failed (given up), dropped (the sink's queue was full).", &["sink", "result"]),

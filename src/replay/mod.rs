@@ -196,8 +196,15 @@ pub fn replay(
     rules: RuleSet,
     mut on_alert: impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<Replay, ReplayError> {
+    // A state the service saved continues with its journal; new or changed rules' verdicts on
+    // the journal's calls come out first.
     let (mut engine, notes) = match &opts.state_in {
-        Some(path) => Engine::restore(opts.engine.clone(), rules, state::load(path)?)?,
+        Some(path) => {
+            let r = Engine::resume(opts.engine.clone(), rules, path)?;
+            let mut resumed = r.alerts;
+            emit(&mut resumed, &mut on_alert)?;
+            (r.engine, r.notes)
+        }
         None => (Engine::new(opts.engine.clone(), rules), Vec::new()),
     };
     let local: Vec<PathBuf> = opts

@@ -2,10 +2,9 @@
 //! the wall clock, publishes alerts (metrics, the firing board, the sinks' queues, never waiting
 //! on a sink), checkpoints state, and only then lets messages be deleted.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -16,24 +15,21 @@ use crate::metrics::Metrics;
 use crate::server::AlertBoard;
 use crate::sinks::Sinks;
 use crate::sources::ObjectRef;
-use crate::state;
 
 use super::inflight::{Inflight, Msg};
+use super::journal::{Journaled, Saved};
 use super::{Ack, FoldItem, ObjectOutcome};
 
-/// Where and how often state is saved.
-pub struct Checkpointing {
-    pub path: PathBuf,
-    pub every: Duration,
-}
-
 pub struct Fold {
-    pub engine: Engine,
+    /// The engine, with where and how often its state is saved.
+    pub engine: Journaled,
+    /// Alerts raised while restoring (new or changed rules on the journal's calls): published
+    /// first.
+    pub resumed_alerts: Vec<Alert>,
     pub metrics: Arc<Metrics>,
     pub board: Arc<AlertBoard>,
     /// Alert delivery; dropped (so the sinks flush and end) when the fold ends.
     pub sinks: Sinks,
-    pub checkpoint: Option<Checkpointing>,
     /// Close windows on the wall clock (`now - allowed lateness`), not only on event time.
     pub wall_clock: bool,
     pub acks: mpsc::Sender<Ack>,
@@ -61,13 +57,14 @@ impl Fold {
     /// Runs until the fold channel closes; saves state a last time and hands the messages it
     /// covers to the acknowledger. Returns the engine.
     pub fn run(mut self, mut rx: mpsc::Receiver<FoldItem>) -> Engine {
-        let mut alerts = Vec::new();
+        let mut alerts = std::mem::take(&mut self.resumed_alerts);
         let mut pending: Vec<Arc<Msg>> = Vec::new();
         let mut last_save = Instant::now();
         self.metrics
             .rules_loaded
             .set(self.engine.rules().len() as i64);
         self.sync_board();
+        self.publish(&mut alerts);
         while let Some(item) = rx.blocking_recv() {
             match item {
                 FoldItem::Object {
@@ -104,7 +101,7 @@ impl Fold {
                             for note in notes {
                                 info!(%note, "rule reload");
                             }
-                            self.engine = engine;
+                            self.engine.replace(engine);
                             self.sync_board();
                             self.metrics.rules_loaded.set(n as i64);
                             self.metrics.rule_reloads.with_label_values(&["ok"]).inc();
@@ -125,14 +122,14 @@ impl Fold {
             if let Some(w) = self.engine.watermark() {
                 self.metrics.watermark.set(w);
             }
-            match &self.checkpoint {
+            match self.engine.every() {
                 None => {
                     if !pending.is_empty() {
                         self.ack(Ack::Delete(std::mem::take(&mut pending), "processed"));
                     }
                 }
-                Some(c) if last_save.elapsed() >= c.every && !pending.is_empty() => {
-                    if self.save() {
+                Some(every) if last_save.elapsed() >= every && !pending.is_empty() => {
+                    if self.save(false) {
                         self.ack(Ack::Delete(std::mem::take(&mut pending), "processed"));
                     }
                     last_save = Instant::now();
@@ -140,12 +137,13 @@ impl Fold {
                 Some(_) => {}
             }
         }
-        // The last save happens even with nothing to delete: the watermark and windows moved.
-        let saved = self.save();
+        // The last save happens even with nothing to delete (the watermark and windows moved),
+        // and is whole: a stopped service leaves one complete state file.
+        let saved = self.save(true);
         if saved && !pending.is_empty() {
             self.ack(Ack::Delete(pending, "processed"));
         }
-        self.engine
+        self.engine.into_engine()
     }
 
     /// Caps the watermark at the oldest outstanding work: the objects of messages received but
@@ -250,19 +248,30 @@ impl Fold {
         self.board.publish();
     }
 
-    /// Saves state; true when it is on disk.
-    fn save(&mut self) -> bool {
-        let Some(c) = &self.checkpoint else {
-            return true;
-        };
+    /// Saves state (a delta or, when `whole` or the journal says so, the whole file); true when
+    /// it is on disk.
+    fn save(&mut self, whole: bool) -> bool {
         let started = Instant::now();
-        let mut snapshot = self.engine.snapshot();
-        snapshot.outbox = self.sinks.undelivered();
-        match state::save(&c.path, &snapshot) {
-            Ok(()) => {
+        match self.engine.save(self.sinks.undelivered(), whole) {
+            Ok(Saved::Nothing) => true,
+            Ok(saved) => {
                 self.metrics.state_saves.with_label_values(&["ok"]).inc();
                 self.metrics.state_last_save.set(super::now_ms() / 1000);
-                debug!(path = %c.path.display(), millis = started.elapsed().as_millis() as u64, "state saved");
+                let millis = started.elapsed().as_millis() as u64;
+                match saved {
+                    Saved::Delta {
+                        ops,
+                        bytes,
+                        journal_bytes,
+                    } => {
+                        self.metrics.state_journal_bytes.set(journal_bytes as i64);
+                        debug!(ops, bytes, journal_bytes, millis, "state delta saved");
+                    }
+                    _ => {
+                        self.metrics.state_journal_bytes.set(0);
+                        debug!(?saved, millis, "state file saved");
+                    }
+                }
                 true
             }
             Err(error) => {
@@ -289,7 +298,10 @@ mod tests {
     use crate::rules::test_support::{decrypt, rule};
     use crate::rules::{RuleKind, RuleSet};
     use crate::serve::inflight::Inflight;
+    use crate::serve::journal::Checkpointing;
     use crate::sources::sqs::Received;
+    use crate::state;
+    use std::time::Duration;
 
     const T0: i64 = 1_772_409_600; // 2026-03-02T00:00:00Z, a window boundary
 
@@ -300,11 +312,15 @@ mod tests {
         let (acks, rx) = mpsc::channel(16);
         let metrics = Arc::new(Metrics::new(LabelLimits::default()));
         let f = Fold {
-            engine: Engine::new(EngineConfig::default(), rules),
+            engine: Journaled::new(
+                Engine::new(EngineConfig::default(), rules),
+                checkpoint,
+                None,
+            ),
+            resumed_alerts: Vec::new(),
             metrics: metrics.clone(),
             board: Arc::new(AlertBoard::default()),
             sinks: Sinks::none(metrics),
-            checkpoint,
             wall_clock,
             acks,
             inflight: Arc::new(Inflight::default()),
@@ -400,7 +416,7 @@ mod tests {
             },
             ..EngineConfig::default()
         };
-        f.engine = Engine::new(config, rules);
+        f.engine = Journaled::new(Engine::new(config, rules), None, None);
         let metrics = f.metrics.clone();
         let inflight = Inflight::default();
         // m2 announces m1's object again; m3's calls are on a second key, past the rule's one group.
@@ -540,10 +556,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir/state.json");
         let (f, mut acks) = fold(
-            Some(Checkpointing {
-                path: path.clone(),
-                every: Duration::ZERO,
-            }),
+            Some(Checkpointing::new(path.clone(), Duration::ZERO)),
             false,
         );
         let metrics = f.metrics.clone();
@@ -558,10 +571,7 @@ mod tests {
 
         let path = dir.path().join("state.json");
         let (f, mut acks) = fold(
-            Some(Checkpointing {
-                path: path.clone(),
-                every: Duration::ZERO,
-            }),
+            Some(Checkpointing::new(path.clone(), Duration::ZERO)),
             false,
         );
         let (tx, rx) = mpsc::channel(16);
@@ -579,13 +589,7 @@ mod tests {
     fn a_save_keeps_what_the_sinks_have_not_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let (mut f, _acks) = fold(
-            Some(Checkpointing {
-                path: path.clone(),
-                every: Duration::ZERO,
-            }),
-            true,
-        );
+        let (mut f, _acks) = fold(Some(Checkpointing::new(path.clone(), Duration::ZERO)), true);
         // Nobody delivers: the alerts stay in the sink's outbox.
         let (sinks, _queue, _outbox) = Sinks::with_queue(f.metrics.clone(), 8);
         f.sinks = sinks;

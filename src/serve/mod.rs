@@ -10,6 +10,7 @@ mod ack;
 mod fold;
 mod inflight;
 mod intake;
+pub mod journal;
 mod setup;
 mod supervise;
 
@@ -33,9 +34,10 @@ use crate::state::StateError;
 
 pub use setup::load_rules;
 
-use fold::{Checkpointing, Fold};
+use fold::Fold;
 use inflight::{Inflight, Msg};
 use intake::{Fetching, Receiving};
+use journal::{Checkpointing, Journaled};
 
 /// What became of one object.
 pub enum ObjectOutcome {
@@ -148,7 +150,8 @@ const RESTART_HOLD_MARGIN_SECS: i64 = 30;
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads the rules.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let rules = load_rules(&cfg)?;
-    let (engine, undelivered) = setup::start_engine(&cfg, rules)?;
+    let start = setup::start_engine(&cfg, rules)?;
+    let (engine, undelivered) = (start.engine, start.undelivered);
     let metrics = Arc::new(Metrics::new(LabelLimits {
         max_label_values: cfg.metrics.max_label_values,
         max_series: cfg.metrics.max_series,
@@ -347,15 +350,17 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     };
     drop(fold_tx);
 
+    let checkpoint = cfg.state.as_ref().map(|s| Checkpointing {
+        compact_percent: s.compact_percent,
+        max_deltas: s.max_deltas,
+        ..Checkpointing::new(s.path.clone(), Duration::from_secs(s.save_interval_secs))
+    });
     let fold = Fold {
-        engine,
+        engine: Journaled::new(engine, checkpoint, start.position),
+        resumed_alerts: start.alerts,
         metrics: metrics.clone(),
         board: board.clone(),
         sinks,
-        checkpoint: cfg.state.as_ref().map(|s| Checkpointing {
-            path: s.path.clone(),
-            every: Duration::from_secs(s.save_interval_secs),
-        }),
         wall_clock: src.close_windows_on_wall_clock,
         acks: ack_tx.clone(),
         inflight: inflight.clone(),

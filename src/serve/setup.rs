@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use tracing::info;
 
+use crate::alerts::Alert;
 use crate::config::ServeConfig;
+use crate::engine::journal::JournalPosition;
 use crate::engine::Engine;
 use crate::rules::{load_paths, RuleSet};
-use crate::state::{self, SinkOutbox, StateError};
+use crate::state::{SinkOutbox, StateError};
 
 use super::ServeError;
 
@@ -30,29 +32,47 @@ pub fn load_rules(cfg: &ServeConfig) -> Result<RuleSet, ServeError> {
     })
 }
 
-/// The engine to start from, restored from the state file when there is one, and the alerts the
-/// sinks had not delivered when it was saved.
-pub(super) fn start_engine(
-    cfg: &ServeConfig,
-    rules: RuleSet,
-) -> Result<(Engine, Vec<SinkOutbox>), ServeError> {
-    let Some(sc) = &cfg.state else {
-        return Ok((Engine::new(cfg.engine.clone(), rules), Vec::new()));
+/// What the service starts from.
+pub(super) struct Start {
+    pub engine: Engine,
+    /// The alerts the sinks had not delivered at the last save.
+    pub undelivered: Vec<SinkOutbox>,
+    /// The state file and journal it was restored from.
+    pub position: Option<JournalPosition>,
+    /// Alerts of new or changed rules on the journal's calls, to publish.
+    pub alerts: Vec<Alert>,
+}
+
+/// The engine to start from, restored from the state file and its journal when there is one.
+pub(super) fn start_engine(cfg: &ServeConfig, rules: RuleSet) -> Result<Start, ServeError> {
+    let fresh = |rules| Start {
+        engine: Engine::new(cfg.engine.clone(), rules),
+        undelivered: Vec::new(),
+        position: None,
+        alerts: Vec::new(),
     };
-    match state::load(&sc.path) {
-        Ok(mut saved) => {
-            let outbox = std::mem::take(&mut saved.outbox);
-            let (engine, notes) = Engine::restore(cfg.engine.clone(), rules, saved)?;
-            for note in notes {
+    let Some(sc) = &cfg.state else {
+        return Ok(fresh(rules));
+    };
+    match Engine::resume(cfg.engine.clone(), rules.clone(), &sc.path) {
+        Ok(r) => {
+            for note in &r.notes {
                 info!(%note, "state restore");
             }
-            let undelivered: usize = outbox.iter().map(|s| s.alerts.len()).sum();
-            info!(path = %sc.path.display(), kms_calls = engine.counters().kms_calls, undelivered, "state restored");
-            Ok((engine, outbox))
+            let undelivered: usize = r.outbox.iter().map(|s| s.alerts.len()).sum();
+            let p = r.position;
+            info!(path = %sc.path.display(), kms_calls = r.engine.counters().kms_calls, undelivered,
+                deltas = p.deltas, journal_ops = p.ops, "state restored");
+            Ok(Start {
+                engine: r.engine,
+                undelivered: r.outbox,
+                position: Some(p),
+                alerts: r.alerts,
+            })
         }
         Err(StateError::Missing { .. }) => {
             info!(path = %sc.path.display(), "no state file yet; starting fresh");
-            Ok((Engine::new(cfg.engine.clone(), rules), Vec::new()))
+            Ok(fresh(rules))
         }
         Err(e) => Err(e.into()),
     }
