@@ -104,13 +104,17 @@ pub struct ReplayOptions {
     pub s3: S3Options,
     pub engine: EngineConfig,
     pub decode: DecodeLimits,
-    /// Objects read ahead of the fold, in one chunk (bounds memory: at most about three chunks
-    /// of fetched bytes and decoded calls exist at once).
+    /// Objects read ahead of the fold, in one chunk (bounds memory: at most two chunks of
+    /// fetched bytes and decoded calls exist at once: the one being folded and the next).
     pub batch_objects: usize,
-    /// Stored (compressed) bytes of one chunk, when the sizes are known: a chunk ends at
-    /// `batch_objects` objects or at this many bytes, whichever comes first (always at least one
-    /// object). Decoded calls take about 7 times the compressed size of KMS-heavy logs.
+    /// Stored (compressed) bytes of one chunk of a replay with S3 inputs, when the sizes are
+    /// known: a chunk ends at `batch_objects` objects or at this many bytes, whichever comes
+    /// first (always at least one object). Its objects are fetched at once, so it hides S3's
+    /// latency. Decoded calls take about 6 times the compressed size of KMS-heavy logs.
     pub batch_bytes: u64,
+    /// The same bound for a replay of local files only, which has no latency to hide: a chunk
+    /// need only keep the decoding threads busy while the fold works.
+    pub local_batch_bytes: u64,
     /// Continue from this state file instead of an empty engine (`--state-in`).
     pub state_in: Option<PathBuf>,
     /// Write the engine state here after the last object, before the end-of-input close
@@ -130,6 +134,7 @@ impl Default for ReplayOptions {
             decode: DecodeLimits::default(),
             batch_objects: 64,
             batch_bytes: 4 << 20,
+            local_batch_bytes: 1 << 20,
             state_in: None,
             state_out: None,
             progress: ProgressBar::hidden(),
@@ -452,13 +457,18 @@ fn fold_plan(
     on_alert: &mut impl FnMut(&Alert) -> std::io::Result<()>,
 ) -> Result<ListingStats, ReplayError> {
     let mut alerts = Vec::new();
-    let (batch, batch_bytes) = (opts.batch_objects.max(1), opts.batch_bytes);
+    let batch = opts.batch_objects.max(1);
+    let batch_bytes = match reader.s3 {
+        Some(_) => opts.batch_bytes,
+        None => opts.local_batch_bytes,
+    };
     let progress = &opts.progress;
     let sel = &opts.selection;
     let mut listed = ListingStats::default();
     progress.set_length(plan.known.iter().map(|(_, n)| n).sum());
     std::thread::scope(|scope| -> Result<(), ReplayError> {
-        let (tx, rx) = sync_channel::<Step>(1);
+        // A rendezvous: the next chunk is decoded while the fold works on this one, no further.
+        let (tx, rx) = sync_channel::<Step>(0);
         scope.spawn(move || {
             let send_chunks = |objects: &[(ObjectRef, u64)]| -> bool {
                 chunks(objects, batch, batch_bytes).all(|chunk| {
