@@ -71,11 +71,13 @@ impl Fold {
                     msg,
                     object,
                     outcome,
+                    permit,
                 } => {
                     static OBJECTS: AtomicU64 = AtomicU64::new(0);
                     super::supervise::fault_point("fold", &OBJECTS);
                     let delivered = delivery_time(&object);
                     self.object(&msg, &object, delivered, outcome, &mut alerts);
+                    drop(permit);
                     msg.object_done(delivered);
                     if msg.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                         match msg.failure() {
@@ -361,6 +363,7 @@ mod tests {
                 calls,
                 ..DecodedObject::default()
             })),
+            permit: None,
         }
     }
 
@@ -439,6 +442,7 @@ mod tests {
                     key: object_key.into(),
                 },
                 outcome,
+                permit: None,
             }
         };
         let (tx, rx) = mpsc::channel(16);

@@ -202,16 +202,17 @@ pub async fn dispatch(
             let (f, fold, msg) = (f.clone(), fold.clone(), w.msg.clone());
             tasks.spawn(async move {
                 let outcome = fetch_and_decode(&f, &msg, &bucket, &key).await;
+                // The permit goes with the object and is released once it is folded: decoded
+                // objects waiting for a slowed fold count against `fetch_concurrency`, so memory
+                // stays bounded whatever `queue_depth` is.
                 let _ = fold
                     .send(FoldItem::Object {
                         msg,
                         object: ObjectRef::S3 { bucket, key },
                         outcome,
+                        permit: Some(permit),
                     })
                     .await;
-                // Held until the fold has the object: decoded objects waiting for a slowed fold
-                // count against `fetch_concurrency`, so memory stays bounded.
-                drop(permit);
             });
         }
         while tasks.try_join_next().is_some() {}

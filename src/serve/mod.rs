@@ -52,6 +52,9 @@ pub enum FoldItem {
         msg: Arc<Msg>,
         object: ObjectRef,
         outcome: ObjectOutcome,
+        /// The fetch slot (`fetch_concurrency`) the object holds until it is folded, so decoded
+        /// objects queued for the fold count against it and memory stays bounded.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The wall clock (Unix seconds), once a second; it also paces state saves. `caught_up`: the
     /// queue was drained and everything received is folded, so the wall clock may close windows.
