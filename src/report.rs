@@ -74,22 +74,19 @@ pub struct KpsTable<'a>(&'a Totals);
 impl<'a> KpsTable<'a> {
     /// The rows, sorted by `(key, principal, service)`.
     pub fn rows(&self) -> impl Iterator<Item = KeyPrincipalServiceRow<'a>> {
-        let mut rows: Vec<_> = self.0.kps_rows().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows.into_iter()
-            .map(|([key, principal, service], v)| KeyPrincipalServiceRow {
-                key: (!key.is_empty()).then_some(key),
-                principal,
-                service,
-                calls: v.calls,
-                failures: v.failures,
-                service_from: ServiceSource::ALL
-                    .iter()
-                    .zip(v.by_source())
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(s, n)| (s.as_str(), n))
-                    .collect(),
-            })
+        (self.0.kps_rows_sorted()).map(|([key, principal, service], v)| KeyPrincipalServiceRow {
+            key: (!key.is_empty()).then_some(key),
+            principal,
+            service,
+            calls: v.calls,
+            failures: v.failures,
+            service_from: ServiceSource::ALL
+                .iter()
+                .zip(v.by_source())
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (s.as_str(), n))
+                .collect(),
+        })
     }
 }
 

@@ -299,6 +299,25 @@ impl Totals {
         })
     }
 
+    /// The (key, principal, service) rows sorted by their names, made one key at a time: a
+    /// million rows are never all in one sorted list.
+    pub(crate) fn kps_rows_sorted(&self) -> impl Iterator<Item = ([&str; 3], &Counts)> {
+        let mut keys: Vec<(&str, &[KpsRow])> = (self.kps.iter())
+            .map(|(k, rows)| (self.names.resolve(*k), &rows[..]))
+            .collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys.into_iter().flat_map(move |(key, rows)| {
+            let mut rows: Vec<([&str; 3], &Counts)> = (rows.iter())
+                .map(|r| {
+                    let [p, s] = [r.principal, r.service].map(|n| self.names.resolve(n));
+                    ([key, p, s], &r.counts)
+                })
+                .collect();
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            rows
+        })
+    }
+
     /// The (key, operation, outcome) rows, in no order.
     pub(crate) fn koo_rows(&self) -> impl Iterator<Item = ([&str; 3], u64)> {
         self.koo.iter().map(|(k, v)| (self.names3(k), *v))

@@ -242,3 +242,26 @@ fn key_principal_service_rows_are_capped_and_saved_in_id_order() {
     let err = serde_json::from_value::<Totals>(twice).unwrap_err();
     assert!(err.to_string().contains("totals.kps[1] repeats"), "{err}");
 }
+
+#[test]
+fn key_principal_service_rows_sorted_one_key_at_a_time_are_in_name_order() {
+    let mut t = Totals::new(1000);
+    // Keys, principals and services interned in an order unlike their names', with prefixes.
+    let keys = [None, Some("k-b"), Some("k"), Some("k-a"), Some("kk")];
+    let principals = ["p2", "p", "p10", "p1"];
+    let services = ["s3", "ebs", "direct"];
+    for (i, key) in keys.iter().enumerate() {
+        for (j, p) in principals.iter().enumerate().skip(i % 2) {
+            let mut c = op("Decrypt", key.unwrap_or(""), p);
+            c.service = services[(i + j) % services.len()].into();
+            t.record(&c, *key);
+        }
+    }
+    let mut want: Vec<_> = t.kps_rows().map(|(names, c)| (names, c.calls)).collect();
+    want.sort_unstable();
+    let got: Vec<_> = (t.kps_rows_sorted())
+        .map(|(names, c)| (names, c.calls))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 18);
+}
