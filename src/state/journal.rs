@@ -203,13 +203,11 @@ impl DeltaWriter {
             file.sync_all()?;
             Ok(bytes)
         })();
-        let bytes = written.map_err(|e| io_error(&self.tmp, "writing", e))?;
-        fs::rename(&self.tmp, &self.path).map_err(|e| {
-            io_error(
-                &self.path,
-                &format!("renaming {} to", self.tmp.display()),
-                e,
-            )
+        // Not committed: the temporary file goes (the writer's drop no longer sees it).
+        let renamed = written.and_then(|bytes| fs::rename(&self.tmp, &self.path).map(|()| bytes));
+        let bytes = renamed.map_err(|e| {
+            let _ = fs::remove_file(&self.tmp);
+            io_error(&self.tmp, "committing", e)
         })?;
         sync_dir(&self.path).map_err(|e| io_error(&self.path, "syncing the directory of", e))?;
         Ok(Committed {

@@ -121,3 +121,21 @@ fn a_torn_or_altered_delta_of_this_file_is_an_error_naming_it() {
     let e = read(&state, BASE).unwrap_err().to_string();
     assert!(e.contains("says delta 2 but its name says 1"), "{e}");
 }
+
+#[test]
+fn a_delta_that_cannot_be_committed_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let mut w = DeltaWriter::create(&state, BASE, 1).unwrap();
+    w.append(&(1, "a")).unwrap();
+    // Something that is not a delta sits where it would go: the rename fails.
+    let blocker = delta_path(&state, 1);
+    fs::create_dir(&blocker).unwrap();
+    fs::write(blocker.join("x"), b"x").unwrap();
+    let e = w.commit(&[]).unwrap_err().to_string();
+    assert!(
+        e.contains("s.delta-000001.tmp") && e.contains("committing"),
+        "{e}"
+    );
+    assert_eq!(names(dir.path()), ["s.delta-000001"]);
+}
