@@ -341,21 +341,55 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// The framing a state file and a journal delta share, up to the body: the magic, the version
+/// (u32 LE), the header's length (u32 LE) and the header in MessagePack.
+fn write_head(
+    out: &mut impl Write,
+    magic: &[u8],
+    version: u32,
+    header: &impl Serialize,
+) -> io::Result<()> {
+    let header = rmp_serde::to_vec(header).map_err(io::Error::other)?;
+    let len = u32::try_from(header.len()).map_err(io::Error::other)?;
+    out.write_all(magic)?;
+    out.write_all(&version.to_le_bytes())?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&header)
+}
+
+/// The version and header length after `magic_len` bytes of magic; `None` when `bytes` ends
+/// first.
+fn read_fixed(bytes: &[u8], magic_len: usize) -> Option<(u32, usize)> {
+    let fixed = bytes.get(magic_len..magic_len + 8)?;
+    let version = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
+    let header_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
+    Some((version, header_len))
+}
+
+/// The checksum that ends `bytes` (at least [`CHECKSUM_LEN`] long), when it is that of every
+/// byte before it.
+fn verify_checksum(bytes: &[u8]) -> Result<u64, String> {
+    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let want = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
+    if xxh3_64(content) != want {
+        return Err(format!(
+            "checksum mismatch over its {} bytes (truncated or altered after it was written)",
+            content.len()
+        ));
+    }
+    Ok(want)
+}
+
 /// The whole file: magic, version, header, body and checksum.
 fn encode(w: &mut impl Write, state: &EngineState) -> io::Result<SavedFile> {
-    let header = rmp_serde::to_vec(&Header {
+    let header = Header {
         format: FORMAT.into(),
         version: VERSION,
         written_by: state.written_by.clone(),
         saved_at_event_time: state.saved_at_event_time.clone(),
-    })
-    .map_err(io::Error::other)?;
-    let header_len = u32::try_from(header.len()).map_err(io::Error::other)?;
+    };
     let mut out = Hashing::new(&mut *w);
-    out.write_all(MAGIC)?;
-    out.write_all(&VERSION.to_le_bytes())?;
-    out.write_all(&header_len.to_le_bytes())?;
-    out.write_all(&header)?;
+    write_head(&mut out, MAGIC, VERSION, &header)?;
     let mut body = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)?;
     rmp_serde::encode::write(&mut body, state).map_err(io::Error::other)?;
     body.finish()?;
@@ -379,17 +413,17 @@ pub fn load(path: &Path) -> Result<EngineState, StateError> {
             source: e,
         },
     })?;
-    let mut state = decode(path, &bytes)?;
+    let (mut state, checksum) = decode(path, &bytes)?;
     state.origin = Some(path.to_owned());
-    let sum = &bytes[bytes.len() - CHECKSUM_LEN..];
     state.file = Some(SavedFile {
-        checksum: u64::from_le_bytes(sum.try_into().expect("8 bytes")),
+        checksum,
         bytes: bytes.len() as u64,
     });
     Ok(state)
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<EngineState, StateError> {
+/// The state and the file's checksum.
+fn decode(path: &Path, bytes: &[u8]) -> Result<(EngineState, u64), StateError> {
     let corrupt = |message: String| StateError::Corrupt {
         path: path.to_owned(),
         message,
@@ -397,14 +431,12 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<EngineState, StateError> {
     if !bytes.starts_with(MAGIC) {
         return Err(unrecognised(path, bytes));
     }
-    let Some(fixed) = bytes.get(MAGIC.len()..FIXED_LEN) else {
+    let Some((version, header_len)) = read_fixed(bytes, MAGIC.len()) else {
         return Err(corrupt(format!(
             "it ends at byte {} of the {FIXED_LEN}-byte fixed header",
             bytes.len()
         )));
     };
-    let version = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
-    let header_len = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]) as usize;
     let body_at = FIXED_LEN.saturating_add(header_len);
     // Decoded before the checksum only to name the build that wrote an unreadable version.
     let header = bytes
@@ -424,14 +456,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<EngineState, StateError> {
             bytes.len()
         )));
     }
-    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    let want = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-    if xxh3_64(content) != want {
-        return Err(corrupt(format!(
-            "checksum mismatch over its {} bytes (truncated or altered after it was written)",
-            content.len()
-        )));
-    }
+    let checksum = verify_checksum(bytes).map_err(corrupt)?;
+    let content = &bytes[..bytes.len() - CHECKSUM_LEN];
     match header {
         Some(h) if h.format == FORMAT && h.version == version => {}
         Some(h) => {
@@ -463,7 +489,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<EngineState, StateError> {
     }
     // An older readable version is this one with parts missing (read as empty): upgraded.
     state.version = VERSION;
-    Ok(state)
+    Ok((state, checksum))
 }
 
 /// The body's one zstd frame, decompressed; what is wrong with it.

@@ -27,11 +27,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::{
+    read_fixed, sync_dir, verify_checksum, write_head, Hashing, SinkOutbox, StateError,
+    CHECKSUM_LEN, WRITTEN_BY,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
-
-use super::{sync_dir, Hashing, SinkOutbox, StateError, CHECKSUM_LEN, WRITTEN_BY};
 
 /// The first bytes of every delta.
 pub const DELTA_MAGIC: &[u8; 15] = b"kmswatch.delta\0";
@@ -128,23 +129,18 @@ impl DeltaWriter {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let started = (|| {
-            let header = rmp_serde::to_vec(&Header {
+            let header = Header {
                 base,
                 seq,
                 written_by: WRITTEN_BY.into(),
-            })
-            .map_err(io::Error::other)?;
+            };
             let file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(&tmp)?;
             let mut out = Hashing::new(BufWriter::with_capacity(1 << 16, file));
-            out.write_all(DELTA_MAGIC)?;
-            out.write_all(&JOURNAL_VERSION.to_le_bytes())?;
-            let len = u32::try_from(header.len()).map_err(io::Error::other)?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(&header)?;
+            write_head(&mut out, DELTA_MAGIC, JOURNAL_VERSION, &header)?;
             zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
         })();
         match started {
@@ -266,7 +262,7 @@ pub fn replay<T: DeserializeOwned>(
             path: path.clone(),
             message,
         };
-        let (version, header) = check(&bytes).map_err(&corrupt)?;
+        let (version, header, body) = check(&bytes).map_err(&corrupt)?;
         if header.base != base {
             break;
         }
@@ -283,7 +279,6 @@ pub fn replay<T: DeserializeOwned>(
                 header.seq
             )));
         }
-        let body = &bytes[FIXED_LEN + header_len(&bytes)..bytes.len() - CHECKSUM_LEN];
         let (ops, outbox) = records(body, &mut apply).map_err(&corrupt)?;
         done.deltas = seq;
         done.ops += ops;
@@ -317,38 +312,26 @@ pub fn pending_note(state: &super::EngineState) -> Result<Option<String>, StateE
     }))
 }
 
-fn header_len(bytes: &[u8]) -> usize {
-    let at = DELTA_MAGIC.len() + 4;
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize
-}
-
-/// Checks a delta's magic and checksum and decodes its header and version.
-fn check(bytes: &[u8]) -> Result<(u32, Header), String> {
-    if bytes.len() < FIXED_LEN + CHECKSUM_LEN || !bytes.starts_with(DELTA_MAGIC) {
+/// Checks a delta's magic and checksum; its version, header and body.
+fn check(bytes: &[u8]) -> Result<(u32, Header, &[u8]), String> {
+    let fixed = read_fixed(bytes, DELTA_MAGIC.len()).filter(|_| bytes.starts_with(DELTA_MAGIC));
+    let Some((version, header_len)) = fixed else {
         return Err(format!(
             "not a whole kmswatch state delta ({} bytes)",
             bytes.len()
         ));
-    }
-    let at = DELTA_MAGIC.len();
-    let version = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let body_at = FIXED_LEN.saturating_add(header_len(bytes));
+    };
+    let body_at = FIXED_LEN.saturating_add(header_len);
     if bytes.len() < body_at.saturating_add(CHECKSUM_LEN) {
         return Err(format!(
             "it ends at byte {}, before the end of its header and checksum",
             bytes.len()
         ));
     }
-    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    if xxh3_64(content) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
-        return Err(format!(
-            "checksum mismatch over its {} bytes (truncated or altered after it was committed)",
-            content.len()
-        ));
-    }
+    verify_checksum(bytes)?;
     let header = rmp_serde::from_slice(&bytes[FIXED_LEN..body_at])
         .map_err(|e| format!("its header does not decode: {e}"))?;
-    Ok((version, header))
+    Ok((version, header, &bytes[body_at..bytes.len() - CHECKSUM_LEN]))
 }
 
 /// Decodes a body's records, handing operations to `apply`; the count and outbox of its end.
