@@ -394,10 +394,14 @@ impl Rows<'_> {
         let i = match find(rows, p, s) {
             Ok(i) => i,
             Err(i) => {
-                // Most keys of a flood of made-up names have one row: grow small vectors one row
-                // at a time (a first insert would reserve four).
-                if rows.len() == rows.capacity() && rows.len() < 8 {
-                    rows.reserve_exact(1);
+                // Grow by an eighth (at least a row), not by doubling: a key's rows are a
+                // million-row table's share, and doubling leaves up to half of it empty (a
+                // quarter on average: about 15 MB of the 10,000-key set's 56 MB). The insert
+                // below already moves half the rows, so copying them all every eighth insert
+                // costs no more once a key has 16 rows. Most keys of a flood of made-up names
+                // have one row: a first insert reserves one, not four.
+                if rows.len() == rows.capacity() {
+                    rows.reserve_exact((rows.len() / 8).max(1));
                 }
                 rows.insert(
                     i,

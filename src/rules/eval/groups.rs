@@ -5,10 +5,16 @@
 //!
 //! Groups no window, baseline or alert holds any more are forgotten ([`Groups::retain`]), and the
 //! values only they used with them, so made-up groups do not pile up.
+//!
+//! The tuples sit in one flat arena ([`Tuples`]) found through a table of their ids: a group of
+//! two values costs about 22 bytes (its ids, where it ends, its slot) rather than a boxed slice,
+//! its pointer and an index entry (about 50), and a lookup follows no pointer.
 
 use std::cmp::Ordering;
 
-use indexmap::IndexSet;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -20,8 +26,63 @@ use super::SEP;
 #[derive(Debug, Clone, Default)]
 pub(super) struct Groups {
     values: Names,
-    keys: IndexSet<Box<[Sym]>, foldhash::fast::RandomState>,
+    keys: Tuples,
     scratch: Vec<Sym>,
+}
+
+/// Tuples of value ids, each once, numbered in insertion order.
+#[derive(Debug, Clone, Default)]
+struct Tuples {
+    /// Every tuple's ids, one after the other.
+    parts: Vec<Sym>,
+    /// Where each tuple ends in `parts` (it starts where the one before ends).
+    ends: Vec<usize>,
+    /// Tuple numbers, hashed by their ids.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// Tuple `i` of `parts` and `ends` (empty for a number never given).
+fn tuple<'a>(parts: &'a [Sym], ends: &[usize], i: usize) -> &'a [Sym] {
+    let start = i.checked_sub(1).map_or(0, |j| ends[j]);
+    ends.get(i).map_or(&[], |&end| &parts[start..end])
+}
+
+impl Tuples {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &[Sym] {
+        tuple(&self.parts, &self.ends, i)
+    }
+
+    fn find(&self, t: &[Sym]) -> Option<usize> {
+        let hash = self.hasher.hash_one(t);
+        (self.index.find(hash, |&i| self.get(i as usize) == t)).map(|&i| i as usize)
+    }
+
+    /// Adds `t`, which [`Tuples::find`] does not know, and returns its number (`None` past 2^32
+    /// tuples, which no group limit allows).
+    fn push(&mut self, t: &[Sym]) -> Option<usize> {
+        let i = self.ends.len();
+        let n = u32::try_from(i).ok()?;
+        self.parts.extend_from_slice(t);
+        self.ends.push(self.parts.len());
+        let Tuples {
+            parts,
+            ends,
+            index,
+            hasher,
+        } = self;
+        let rehash = |&j: &u32| hasher.hash_one(tuple(parts, ends, j as usize));
+        index.insert_unique(hasher.hash_one(t), n, rehash);
+        Some(i)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[Sym]> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 impl Groups {
@@ -32,9 +93,7 @@ impl Groups {
             let id = self.values.get(v)?;
             self.scratch.push(id);
         }
-        self.keys
-            .get_index_of(&self.scratch[..])
-            .map(Sym::from_index)
+        self.keys.find(&self.scratch).map(Sym::from_index)
     }
 
     /// The id of the group of these dimension values, interning it when new.
@@ -44,15 +103,18 @@ impl Groups {
             let id = self.values.intern(v);
             self.scratch.push(id);
         }
-        if let Some(i) = self.keys.get_index_of(&self.scratch[..]) {
-            return Sym::from_index(i);
-        }
-        let (i, _) = self.keys.insert_full(self.scratch[..].into());
+        let i = match self.keys.find(&self.scratch) {
+            Some(i) => i,
+            None => self
+                .keys
+                .push(&self.scratch)
+                .unwrap_or(u32::MAX as usize - 1),
+        };
         Sym::from_index(i)
     }
 
     fn parts(&self, g: Sym) -> &[Sym] {
-        self.keys.get_index(g.index()).map_or(&[], |k| k)
+        self.keys.get(g.index())
     }
 
     /// The group key of `g`: its values joined by [`SEP`], as alerts name groups.
@@ -119,17 +181,20 @@ impl Groups {
         let values = self.values.retain(&used);
         let mut next = 0;
         let mut remap = Vec::with_capacity(self.keys.len());
-        let mut keys = IndexSet::with_capacity_and_hasher(self.keys.len(), Default::default());
-        for (i, key) in std::mem::take(&mut self.keys).into_iter().enumerate() {
+        let mut keys = Tuples::default();
+        let mut renamed = Vec::new();
+        for (i, key) in self.keys.iter().enumerate() {
             if !is_live(i) {
                 remap.push(None);
                 continue;
             }
-            let renamed: Box<[Sym]> = key
-                .iter()
-                .map(|v| values.get(v.index()).copied().flatten().unwrap_or(*v))
-                .collect();
-            keys.insert(renamed);
+            renamed.clear();
+            renamed.extend(
+                key.iter()
+                    .map(|v| values.get(v.index()).copied().flatten().unwrap_or(*v)),
+            );
+            // Distinct tuples of surviving values stay distinct once renamed.
+            keys.push(&renamed);
             remap.push(Some(Sym::from_index(next)));
             next += 1;
         }
@@ -148,7 +213,7 @@ impl Serialize for Groups {
         }
         Saved {
             values: &self.values,
-            keys: self.keys.iter().map(|k| &k[..]).collect(),
+            keys: self.keys.iter().collect(),
         }
         .serialize(s)
     }
@@ -175,13 +240,13 @@ impl<'de> Deserialize<'de> for Groups {
                     groups.values.len()
                 )));
             }
-            if u32::try_from(groups.keys.len()).is_err() {
-                return Err(de::Error::custom("more than 2^32 groups"));
-            }
-            if !groups.keys.insert(key) {
+            if groups.keys.find(&key).is_some() {
                 return Err(de::Error::custom(format_args!(
                     "group {i} repeats an earlier one"
                 )));
+            }
+            if groups.keys.push(&key).is_none() {
+                return Err(de::Error::custom("more than 2^32 groups"));
             }
         }
         Ok(groups)
