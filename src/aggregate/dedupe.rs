@@ -7,12 +7,20 @@
 //! and size) and skipped whole, for `dedupe_horizon_secs`. What object identity cannot see is the
 //! same event in two different objects (a file re-delivered under another name, both copies of a
 //! cross-account call, an organization trail and an account trail logging the same call): a set
-//! of 64-bit call ids catches those for the shorter `dedupe_id_horizon_secs`. Both sets are
-//! bucketed by minute, so eviction drops whole buckets, and both have a hard cap.
+//! of 64-bit call ids catches those for the shorter `dedupe_id_horizon_secs`. Both are bucketed
+//! by minute, so eviction drops whole buckets, and both have a hard cap.
+//!
+//! A copy of an event carries the original's `eventTime`, so a call id is looked up only in its
+//! own minute's bucket and the minute either side (copies re-stamped by another logger within
+//! about a minute are still caught): each minute's ids sit in their own table, no id is stored
+//! twice, and a lookup costs at most three probes whatever the horizon.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
-use serde::{Deserialize, Serialize};
+use hashbrown::HashTable;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Set;
 
@@ -31,7 +39,7 @@ impl ObjectId {
     }
 }
 
-/// 64-bit hashes remembered by minute, at most `max` of them.
+/// Object hashes remembered by minute, at most `max` of them; looked up by hash alone.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Recent {
@@ -102,6 +110,135 @@ impl Recent {
     }
 }
 
+/// Call ids remembered by the minute of their event time, each minute in its own table, at most
+/// `max` in all. Saved as [`Recent`] is (minute -> ids, ascending), so the state format is one.
+#[derive(Debug, Clone, Default)]
+struct Ids {
+    by_minute: BTreeMap<i64, HashTable<u64>>,
+    hasher: foldhash::fast::RandomState,
+    len: usize,
+    /// Configuration, not state: set again from the current configuration on restore.
+    max: usize,
+    /// Ids forgotten because `max` was reached before their horizon passed.
+    evicted_early: u64,
+}
+
+impl Ids {
+    fn new(max: usize) -> Self {
+        Ids {
+            max: max.max(1),
+            ..Ids::default()
+        }
+    }
+
+    fn contains_near(&self, id: u64, minute: i64) -> bool {
+        let hash = self.hasher.hash_one(id);
+        let lo = minute.saturating_sub(1);
+        let hi = minute.saturating_add(1);
+        self.by_minute
+            .range(lo..=hi)
+            .any(|(_, t)| t.find(hash, |&x| x == id).is_some())
+    }
+
+    /// Remembers `id` in `minute` without looking elsewhere; false when it was there already.
+    fn put(&mut self, id: u64, minute: i64) -> bool {
+        let hash = self.hasher.hash_one(id);
+        let hasher = &self.hasher;
+        let table = self.by_minute.entry(minute).or_default();
+        match table.entry(hash, |&x| x == id, |&x| hasher.hash_one(x)) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(id);
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    /// True when `id` was not remembered near `time` before (and is now).
+    fn insert(&mut self, id: u64, time: i64) -> bool {
+        let minute = time.div_euclid(60);
+        if self.contains_near(id, minute) {
+            return false;
+        }
+        self.put(id, minute);
+        self.enforce_cap();
+        true
+    }
+
+    /// Forgets the oldest minutes while more than `max` ids are remembered; returns how many
+    /// were forgotten (also counted in `evicted_early`).
+    fn enforce_cap(&mut self) -> u64 {
+        let mut forgotten = 0;
+        while self.len > self.max {
+            let Some((_, t)) = self.by_minute.pop_first() else {
+                break;
+            };
+            forgotten += t.len() as u64;
+            self.len -= t.len();
+        }
+        self.evicted_early = self.evicted_early.saturating_add(forgotten);
+        forgotten
+    }
+
+    fn restore_limit(&mut self, max: usize) -> u64 {
+        self.max = max.max(1);
+        self.enforce_cap()
+    }
+
+    fn evict_before(&mut self, before: i64) {
+        let keep = self.by_minute.split_off(&before.div_euclid(60));
+        for t in std::mem::replace(&mut self.by_minute, keep).into_values() {
+            self.len -= t.len();
+        }
+    }
+}
+
+/// One minute's ids in ascending order, as saved.
+struct MinuteIds<'a>(&'a HashTable<u64>);
+
+impl Serialize for MinuteIds<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut ids: Vec<u64> = self.0.iter().copied().collect();
+        ids.sort_unstable();
+        ids.serialize(s)
+    }
+}
+
+struct Minutes<'a>(&'a BTreeMap<i64, HashTable<u64>>);
+
+impl Serialize for Minutes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(m, t)| (m, MinuteIds(t))))
+    }
+}
+
+impl Serialize for Ids {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Recent", 2)?;
+        st.serialize_field("by_minute", &Minutes(&self.by_minute))?;
+        st.serialize_field("evicted_early", &self.evicted_early)?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ids {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let saved = Recent::deserialize(d)?;
+        let mut ids = Ids {
+            evicted_early: saved.evicted_early,
+            max: usize::MAX,
+            ..Ids::default()
+        };
+        for (minute, hs) in saved.by_minute {
+            for h in hs {
+                ids.put(h, minute);
+            }
+        }
+        Ok(ids)
+    }
+}
+
 /// Remembered objects and call ids; memory is bounded by `max_dedupe_objects` and
 /// `max_dedupe_ids` whatever the input (about 25 bytes per object or id).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,7 +246,7 @@ impl Recent {
 pub struct Dedupe {
     /// Call ids (`KmsCall::dedupe_id`) by event minute.
     #[serde(default)]
-    ids: Recent,
+    ids: Ids,
     /// Folded objects by the minute of their delivery time.
     #[serde(default)]
     objects: Recent,
@@ -118,12 +255,13 @@ pub struct Dedupe {
 impl Dedupe {
     pub fn new(max_ids: usize, max_objects: usize) -> Self {
         Dedupe {
-            ids: Recent::new(max_ids),
+            ids: Ids::new(max_ids),
             objects: Recent::new(max_objects),
         }
     }
 
-    /// True when the call id was not seen before (and is now remembered).
+    /// True when the call id was not seen before with an event time in the same minute or the
+    /// minute either side (and is now remembered).
     pub fn first_time(&mut self, id: u64, event_time: i64) -> bool {
         self.ids.insert(id, event_time)
     }
@@ -158,11 +296,11 @@ impl Dedupe {
 
     /// Call ids remembered.
     pub fn len(&self) -> usize {
-        self.ids.seen.len()
+        self.ids.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.seen.is_empty()
+        self.ids.len == 0
     }
 
     /// Objects remembered.
@@ -190,14 +328,27 @@ mod tests {
         let mut d = Dedupe::new(100, 100);
         assert!(d.first_time(1, 1000));
         assert!(!d.first_time(1, 1000));
-        assert!(
-            !d.first_time(1, 5000),
-            "same id, other time: still a duplicate"
-        );
+        assert!(!d.first_time(1, 1019), "same id, same minute");
+        assert!(!d.first_time(1, 1079), "same id, the next minute");
+        assert!(!d.first_time(1, 905), "same id, the minute before");
+        assert_eq!(d.len(), 1);
         assert!(d.first_time(2, 1100));
         d.evict_before(1020, i64::MIN);
         assert!(d.first_time(1, 1000), "evicted: id 1 is new again");
         assert!(!d.first_time(2, 1100), "1100 is after the horizon: kept");
+    }
+
+    #[test]
+    fn an_id_two_minutes_or_more_away_is_another_event() {
+        let mut d = Dedupe::new(100, 100);
+        assert!(d.first_time(9, 600));
+        assert!(d.first_time(9, 720), "minute 12 against minute 10");
+        assert!(d.first_time(9, 479), "minute 7 against minute 10");
+        assert!(!d.first_time(9, 660), "minute 11 neighbours both 10 and 12");
+        assert_eq!(d.len(), 3);
+        d.evict_before(700, i64::MIN);
+        assert_eq!(d.len(), 1, "minutes 7 and 10 are gone, 12 is kept");
+        assert!(!d.first_time(9, 700));
     }
 
     #[test]
@@ -259,8 +410,8 @@ mod tests {
         let mut back: Dedupe = serde_json::from_str(&json).unwrap();
         assert_eq!(back.restore_limits(10, 10), (0, 0));
         assert_eq!((back.len(), back.objects()), (3, 1));
-        for id in [u64::MAX, 0, 1 << 60] {
-            assert!(!back.first_time(id, 0), "{id} is remembered");
+        for (id, t) in [(u64::MAX, -61), (0, 0), (1 << 60, 125)] {
+            assert!(!back.first_time(id, t), "{id} is remembered");
         }
         assert!(back.seen_object(ObjectId(5)));
         let mut small: Dedupe = serde_json::from_str(&json).unwrap();
@@ -270,6 +421,19 @@ mod tests {
             "the oldest minute goes first"
         );
         assert_eq!((small.len(), small.ids_evicted_early()), (2, 1));
-        assert!(small.first_time(u64::MAX, 0));
+        assert!(small.first_time(u64::MAX, -61));
+    }
+
+    #[test]
+    fn a_minute_saves_its_ids_in_ascending_order() {
+        let mut d = Dedupe::new(100, 10);
+        for id in [30, 10, 20, 5] {
+            assert!(d.first_time(id, 120));
+        }
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(
+            json.starts_with(r#"{"ids":{"by_minute":{"2":[5,10,20,30]},"#),
+            "{json}"
+        );
     }
 }

@@ -58,8 +58,7 @@ pub(crate) struct KeyTotals {
     pub facts: KeyFacts,
 }
 
-/// The calls of one key, principal and service: 48 bytes, as a million of them is the table of an
-/// organization's trail with 10,000 keys and 100 principals.
+/// The calls of one key, principal and service, as read and saved (held as a [`KpsRow`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Counts {
@@ -145,14 +144,8 @@ pub struct Totals {
     /// Key ARN ("" for calls with no key).
     #[serde(serialize_with = "crate::serde_sorted::map")]
     pub(crate) keys: Map<Box<str>, KeyTotals>,
-    /// key -> its (principal, service) rows, sorted by their ids. Per key rather than one map of
-    /// a million rows: no bucket array to double (and briefly hold twice) as rows arrive, and no
-    /// hash slack: 56 bytes a row.
-    #[serde(serialize_with = "saved::kps")]
-    pub(crate) kps: Map<Sym, Vec<KpsRow>>,
-    /// Rows of `kps`, for its cap; recounted on load.
-    #[serde(skip)]
-    pub(crate) kps_len: usize,
+    /// (key, principal, service).
+    pub(crate) kps: Kps,
     /// (key, operation, outcome).
     #[serde(serialize_with = "saved::rows")]
     pub(crate) koo: Map<[Sym; 3], u64>,
@@ -175,8 +168,7 @@ impl Totals {
         Totals {
             names: Names::default(),
             keys: Map::default(),
-            kps: Map::default(),
-            kps_len: 0,
+            kps: Kps::default(),
             koo: Map::default(),
             daily: Map::default(),
             aliases: Map::default(),
@@ -192,7 +184,7 @@ impl Totals {
         self.max_rows = max_rows;
         let rows = [
             self.keys.len(),
-            self.kps_len,
+            self.kps.len,
             self.koo.len(),
             self.daily.len(),
             self.aliases.len(),
@@ -250,9 +242,9 @@ impl Totals {
         };
         let principal = &*call.principal;
         rows.bump_kps(
-            (&mut self.kps, &mut self.kps_len),
+            &mut self.kps,
             [key, principal, &call.service],
-            |c| c.add(call.service_source as usize, call.time, failed),
+            (call.service_source as usize, call.time, failed),
         );
         rows.bump(
             &mut self.koo,
@@ -292,25 +284,27 @@ impl Totals {
     }
 
     /// The (key, principal, service) rows, in no order.
-    pub(crate) fn kps_rows(&self) -> impl Iterator<Item = ([&str; 3], &Counts)> {
-        self.kps.iter().flat_map(move |(k, rows)| {
-            rows.iter()
-                .map(move |r| (self.names3(&[*k, r.principal, r.service]), &r.counts))
+    pub(crate) fn kps_rows(&self) -> impl Iterator<Item = ([&str; 3], Counts)> + '_ {
+        self.kps.by_key.iter().flat_map(move |(k, rows)| {
+            rows.iter().map(move |r| {
+                let names = self.names3(&[*k, r.principal, r.service]);
+                (names, self.kps.counts(*k, r))
+            })
         })
     }
 
     /// The (key, principal, service) rows sorted by their names, made one key at a time: a
     /// million rows are never all in one sorted list.
-    pub(crate) fn kps_rows_sorted(&self) -> impl Iterator<Item = ([&str; 3], &Counts)> {
-        let mut keys: Vec<(&str, &[KpsRow])> = (self.kps.iter())
-            .map(|(k, rows)| (self.names.resolve(*k), &rows[..]))
+    pub(crate) fn kps_rows_sorted(&self) -> impl Iterator<Item = ([&str; 3], Counts)> + '_ {
+        let mut keys: Vec<(Sym, &str, &[KpsRow])> = (self.kps.by_key.iter())
+            .map(|(k, rows)| (*k, self.names.resolve(*k), &rows[..]))
             .collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        keys.into_iter().flat_map(move |(key, rows)| {
-            let mut rows: Vec<([&str; 3], &Counts)> = (rows.iter())
+        keys.sort_unstable_by(|a, b| a.1.cmp(b.1));
+        keys.into_iter().flat_map(move |(k, key, rows)| {
+            let mut rows: Vec<([&str; 3], Counts)> = (rows.iter())
                 .map(|r| {
                     let [p, s] = [r.principal, r.service].map(|n| self.names.resolve(n));
-                    ([key, p, s], &r.counts)
+                    ([key, p, s], self.kps.counts(k, r))
                 })
                 .collect();
             rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -342,12 +336,121 @@ impl Totals {
     }
 }
 
-/// One (principal, service) row of a key.
+/// The (key, principal, service) table: per key rather than one map of a million rows, so there
+/// is no bucket array to double (and briefly hold twice) as rows arrive, and no hash slack.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Kps {
+    /// key -> its rows, sorted by (principal, service) ids.
+    pub by_key: Map<Sym, Vec<KpsRow>>,
+    /// The counts of the rows that do not fit a [`KpsRow`] (marked [`KpsRow::WIDE`]).
+    wide: Map<[Sym; 3], Counts>,
+    /// Rows of `by_key`, for the cap.
+    pub len: usize,
+}
+
+impl Kps {
+    /// The counts of `key`'s row `r`.
+    pub fn counts(&self, key: Sym, r: &KpsRow) -> Counts {
+        if r.source == KpsRow::WIDE {
+            self.wide[&[key, r.principal, r.service]].clone()
+        } else {
+            r.counts()
+        }
+    }
+
+    /// `counts` as `key`'s row for (`principal`, `service`): held in the row when they fit it,
+    /// else in `wide`.
+    pub fn hold(
+        wide: &mut Map<[Sym; 3], Counts>,
+        key: Sym,
+        [principal, service]: [Sym; 2],
+        counts: Counts,
+    ) -> KpsRow {
+        KpsRow::compact(principal, service, &counts).unwrap_or_else(|| {
+            wide.insert([key, principal, service], counts);
+            KpsRow {
+                source: KpsRow::WIDE,
+                ..KpsRow::new(principal, service)
+            }
+        })
+    }
+
+    /// Adds a call to `key`'s row `i`.
+    fn add(&mut self, key: Sym, i: usize, (source, time, failed): (usize, i64, bool)) {
+        let Some(r) = self.by_key.get_mut(&key).and_then(|rows| rows.get_mut(i)) else {
+            return;
+        };
+        if r.source == KpsRow::WIDE {
+            if let Some(c) = self.wide.get_mut(&[key, r.principal, r.service]) {
+                c.add(source, time, failed);
+            }
+            return;
+        }
+        let mut c = r.counts();
+        c.add(source, time, failed);
+        *r = Kps::hold(&mut self.wide, key, [r.principal, r.service], c);
+    }
+}
+
+/// One (principal, service) row of a key, in 40 bytes: a million of them is the table of an
+/// organization's trail with 10,000 keys and 100 principals. Nearly every row's calls were named
+/// by one inference step, over less than 136 years, with fewer than 2^32 failures; a row that
+/// outgrows that keeps its [`Counts`] in [`Kps::wide`] and is marked [`KpsRow::WIDE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KpsRow {
     pub principal: Sym,
     pub service: Sym,
-    pub counts: Counts,
+    calls: u64,
+    first_seen: i64,
+    /// `last_seen - first_seen`.
+    span: u32,
+    failures: u32,
+    /// The inference step that named the service of every call, or [`KpsRow::WIDE`].
+    source: u8,
+}
+
+impl KpsRow {
+    /// `source` of a row whose counts are in [`Kps::wide`].
+    const WIDE: u8 = u8::MAX;
+
+    fn new(principal: Sym, service: Sym) -> Self {
+        KpsRow {
+            principal,
+            service,
+            calls: 0,
+            first_seen: 0,
+            span: 0,
+            failures: 0,
+            source: 0,
+        }
+    }
+
+    fn compact(principal: Sym, service: Sym, c: &Counts) -> Option<KpsRow> {
+        let Sources::One(source) = c.by_source else {
+            return None;
+        };
+        let span = u32::try_from(c.last_seen.checked_sub(c.first_seen)?).ok()?;
+        (source != KpsRow::WIDE).then_some(KpsRow {
+            principal,
+            service,
+            calls: c.calls,
+            first_seen: c.first_seen,
+            span,
+            failures: u32::try_from(c.failures).ok()?,
+            source,
+        })
+    }
+
+    /// The counts of a row that is not [`KpsRow::WIDE`].
+    fn counts(&self) -> Counts {
+        Counts {
+            calls: self.calls,
+            failures: u64::from(self.failures),
+            first_seen: self.first_seen,
+            last_seen: self.first_seen + i64::from(self.span),
+            by_source: Sources::One(self.source),
+        }
+    }
 }
 
 /// Adds to rows keyed by interned names, interning only for a row that gets a place.
@@ -358,12 +461,13 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// [`Rows::bump`] for the per-key sorted rows of `kps`.
+    /// [`Rows::bump`] for the per-key sorted rows of `kps`: adds a call (its inference step,
+    /// time and failure).
     fn bump_kps(
         &mut self,
-        (map, len): (&mut Map<Sym, Vec<KpsRow>>, &mut usize),
+        kps: &mut Kps,
         [key, principal, service]: [&str; 3],
-        f: impl FnOnce(&mut Counts),
+        call: (usize, i64, bool),
     ) {
         let find = |rows: &[KpsRow], p: Sym, s: Sym| {
             rows.binary_search_by(|r| (r.principal, r.service).cmp(&(p, s)))
@@ -374,14 +478,12 @@ impl Rows<'_> {
             self.names.get(service),
         );
         if let (Some(k), Some(p), Some(s)) = known {
-            if let Some(rows) = map.get_mut(&k) {
-                if let Ok(i) = find(rows, p, s) {
-                    f(&mut rows[i].counts);
-                    return;
-                }
+            if let Some(Ok(i)) = kps.by_key.get(&k).map(|rows| find(rows, p, s)) {
+                kps.add(k, i, call);
+                return;
             }
         }
-        if *len >= self.max {
+        if kps.len >= self.max {
             *self.overflow = self.overflow.saturating_add(1);
             return;
         }
@@ -390,7 +492,7 @@ impl Rows<'_> {
             self.names.intern(principal),
             self.names.intern(service),
         );
-        let rows = map.entry(k).or_default();
+        let rows = kps.by_key.entry(k).or_default();
         let i = match find(rows, p, s) {
             Ok(i) => i,
             Err(i) => {
@@ -403,19 +505,12 @@ impl Rows<'_> {
                 if rows.len() == rows.capacity() {
                     rows.reserve_exact((rows.len() / 8).max(1));
                 }
-                rows.insert(
-                    i,
-                    KpsRow {
-                        principal: p,
-                        service: s,
-                        counts: Counts::default(),
-                    },
-                );
-                *len += 1;
+                rows.insert(i, KpsRow::new(p, s));
+                kps.len += 1;
                 i
             }
         };
-        f(&mut rows[i].counts);
+        kps.add(k, i, call);
     }
 
     fn bump<const N: usize, K: Hash + Eq, V: Default>(

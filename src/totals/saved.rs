@@ -7,7 +7,7 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{Counts, DayCounts, KeyTotals, KpsRow, LifecycleEvent, Totals};
+use super::{Counts, DayCounts, KeyTotals, Kps, KpsRow, LifecycleEvent, Totals};
 use crate::names::{Names, Sym};
 use crate::Map;
 
@@ -21,30 +21,30 @@ pub(super) fn rows<K: Ord + Serialize, V: Serialize, S: Serializer>(
     s.collect_seq(entries)
 }
 
-/// `serialize_with` for the key/principal/service rows: `[key, [[principal, service, counts],
-/// ...]]` per key, keys sorted by id and each key's rows by (principal, service) as held, so
-/// loading builds each key's rows as they are, with no table of every row in between.
-pub(super) fn kps<S: Serializer>(m: &Map<Sym, Vec<KpsRow>>, s: S) -> Result<S::Ok, S::Error> {
-    struct RowsOf<'a>(&'a [KpsRow]);
-    impl Serialize for RowsOf<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(|r| (r.principal, r.service, &r.counts)))
+/// The key/principal/service rows: `[key, [[principal, service, counts], ...]]` per key, keys
+/// sorted by id and each key's rows by (principal, service) as held, so loading builds each
+/// key's rows as they are, with no table of every row in between.
+impl Serialize for Kps {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct RowsOf<'a>(&'a Kps, Sym);
+        impl Serialize for RowsOf<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let RowsOf(kps, key) = *self;
+                let rows = kps.by_key[&key].iter();
+                s.collect_seq(rows.map(|r| (r.principal, r.service, kps.counts(key, r))))
+            }
         }
+        let mut keys: Vec<Sym> = self.by_key.keys().copied().collect();
+        keys.sort_unstable();
+        s.collect_seq(keys.into_iter().map(|k| (k, RowsOf(self, k))))
     }
-    let mut keys: Vec<&Sym> = m.keys().collect();
-    keys.sort_unstable();
-    s.collect_seq(keys.into_iter().map(|k| (k, RowsOf(&m[k]))))
 }
 
 /// The saved key/principal/service rows as rows per key, checked: every id names a name, no key
 /// comes twice, and each key's rows are in (principal, service) order without repeats.
-fn kps_by_key(
-    names: &Names,
-    saved: Vec<SavedKeyRows>,
-) -> Result<(Map<Sym, Vec<KpsRow>>, usize), String> {
-    let mut by_key: Map<Sym, Vec<KpsRow>> = Map::default();
-    by_key.reserve(saved.len());
-    let mut len = 0;
+fn kps_by_key(names: &Names, saved: Vec<SavedKeyRows>) -> Result<Kps, String> {
+    let mut kps = Kps::default();
+    kps.by_key.reserve(saved.len());
     for (i, (key, rows)) in saved.into_iter().enumerate() {
         let ids_known = names.contains(key)
             && (rows.iter()).all(|(p, s, _)| names.contains(*p) && names.contains(*s));
@@ -57,20 +57,15 @@ fn kps_by_key(
         if !rows.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)) {
             return Err(format!("totals.kps[{i}] holds rows out of order or twice"));
         }
-        len += rows.len();
-        let rows = rows
-            .into_iter()
-            .map(|(principal, service, counts)| KpsRow {
-                principal,
-                service,
-                counts,
-            })
+        kps.len += rows.len();
+        let rows: Vec<KpsRow> = (rows.into_iter())
+            .map(|(p, s, counts)| Kps::hold(&mut kps.wide, key, [p, s], counts))
             .collect();
-        if by_key.insert(key, rows).is_some() {
+        if kps.by_key.insert(key, rows).is_some() {
             return Err(format!("totals.kps[{i}] repeats an earlier key"));
         }
     }
-    Ok((by_key, len))
+    Ok(kps)
 }
 
 /// One key's saved key/principal/service rows: the key, then `(principal, service, counts)`.
@@ -132,10 +127,8 @@ impl TryFrom<SavedTotals> for Totals {
     type Error = String;
 
     fn try_from(s: SavedTotals) -> Result<Totals, String> {
-        let (kps, kps_len) = kps_by_key(&s.names, s.kps)?;
         Ok(Totals {
-            kps,
-            kps_len,
+            kps: kps_by_key(&s.names, s.kps)?,
             koo: table("koo", &s.names, s.koo)?,
             daily: table("daily", &s.names, s.daily)?,
             aliases: table("aliases", &s.names, s.aliases)?,

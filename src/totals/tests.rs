@@ -175,7 +175,7 @@ fn a_row_named_by_several_steps_keeps_each_steps_count() {
     t.record(&failed(c), Some(K));
     let rows: Vec<_> = t.kps_rows().collect();
     assert_eq!(rows.len(), 1);
-    let (_, counts) = rows[0];
+    let (_, counts) = &rows[0];
     let mut want = [0; 6];
     want[at(1, "Decrypt").service_source as usize] += 2;
     want[2] += 1;
@@ -213,7 +213,7 @@ fn key_principal_service_rows_are_capped_and_saved_in_id_order() {
         t.record(&c, Some(K));
         t.record(&c, Some(K));
     }
-    assert_eq!((t.kps_len, t.kps_rows().count()), (2, 2));
+    assert_eq!((t.kps.len, t.kps_rows().count()), (2, 2));
     assert_eq!(t.overflow, 2, "both calls of the third row are over");
     let mut principals: Vec<&str> = t.kps_rows().map(|([_, p, _], _)| p).collect();
     principals.sort_unstable();
@@ -229,7 +229,7 @@ fn key_principal_service_rows_are_capped_and_saved_in_id_order() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let back: Totals = serde_json::from_value(v.clone()).unwrap();
-    assert_eq!(back.kps_len, 2);
+    assert_eq!(back.kps.len, 2);
     // Rows out of order, and a key twice, are refused.
     let mut swapped = v.clone();
     let rows = swapped["kps"][0][1].as_array_mut().unwrap();
@@ -264,4 +264,49 @@ fn key_principal_service_rows_sorted_one_key_at_a_time_are_in_name_order() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(got.len(), 18);
+}
+
+#[test]
+fn a_row_is_forty_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
+    assert_eq!(std::mem::size_of::<KpsRow>(), 40);
+    let mut t = Totals::new(100);
+    let early = at(-1, "Decrypt");
+    let late = at(i64::from(u32::MAX) + 10, "Decrypt");
+    let mut other = at(5, "Decrypt");
+    other.principal = "arn:aws:iam::111122223333:role/other".into();
+    t.record(&early, Some(K));
+    t.record(&other, Some(K));
+    assert!(t.kps.wide.is_empty(), "both rows fit");
+    t.record(&failed(late), Some(K));
+    assert_eq!(t.kps.wide.len(), 1, "a span over 2^32 seconds");
+    let mut rows: Vec<_> = t.kps_rows().map(|([_, p, _], c)| (p, c)).collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let c = &rows[0].1;
+    assert_eq!(rows[0].0, "arn:aws:iam::111122223333:role/admin");
+    assert_eq!(
+        (c.calls, c.failures, c.first_seen, c.last_seen),
+        (2, 1, -1, i64::from(u32::MAX) + 10)
+    );
+    assert_eq!((rows[1].1.calls, rows[1].1.first_seen), (1, 5));
+    // Saved and loaded, the wide row is wide again and its counts the same.
+    let json = serde_json::to_string(&t).unwrap();
+    let back: Totals = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.kps.wide.len(), 1);
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    // Going on after the load adds to the wide row.
+    let mut back = back;
+    back.record(&at(7, "Decrypt"), Some(K));
+    let calls: u64 = back.kps_rows().map(|(_, c)| c.calls).sum();
+    assert_eq!(calls, 4);
+    // Failures past 2^32 make a row wide too.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for row in v["kps"][0][1].as_array_mut().unwrap() {
+        row[2]["failures"] = (u64::from(u32::MAX) + 1).into();
+        row[2]["calls"] = (u64::from(u32::MAX) + 1).into();
+    }
+    let many: Totals = serde_json::from_value(v).unwrap();
+    assert_eq!(many.kps.wide.len(), 2);
+    assert!(many
+        .kps_rows()
+        .all(|(_, c)| c.failures == u64::from(u32::MAX) + 1));
 }
