@@ -9,6 +9,8 @@
 
 mod admission;
 
+mod usage;
+
 use std::cell::RefCell;
 use std::sync::Mutex;
 
@@ -20,7 +22,6 @@ use prometheus::{
 
 use crate::alerts::{Alert, AlertState};
 use crate::decode::{DecodeStats, KmsCall, ObjectError};
-use crate::Set;
 
 /// Bounds on the business labels of `kmswatch_kms_calls_total`.
 #[derive(Debug, Clone, Copy)]
@@ -51,22 +52,23 @@ pub const USAGE_LABELS: [&str; 5] = ["key", "principal", "service", "operation",
 
 /// Decides which label values and combinations have series of their own: per label the values
 /// with the most recent volume (`admission`), not the first seen; everything else folds into
-/// [`OVERFLOW_VALUE`] and is counted in `kmswatch_label_overflow_total`.
+/// [`OVERFLOW_VALUE`] and is counted in `kmswatch_label_overflow_total`. Holds the counts of
+/// `kmswatch_kms_calls_total` too ([`usage::Series`]).
 struct Capper {
     limits: LabelLimits,
     values: [admission::Admission; 5],
-    series: Set<[Box<str>; 5]>,
+    series: usage::Series,
 }
 
 /// What one call's labels came to.
-struct Admitted {
-    labels: [Box<str>; 5],
+struct Admitted<'a> {
+    /// The labels the call was counted under (read by the tests; the counts are the capper's).
+    #[cfg_attr(not(test), allow(dead_code))]
+    labels: [&'a str; 5],
     /// Labels whose value folded into `other`, and `series` when the combination did.
     overflowed: Vec<&'static str>,
     /// Labels whose value lost its place to this call's value.
     evicted: Vec<&'static str>,
-    /// Series of evicted values, to drop from the exposition.
-    removed: Vec<[Box<str>; 5]>,
 }
 
 impl Capper {
@@ -76,52 +78,38 @@ impl Capper {
             values: std::array::from_fn(|_| {
                 admission::Admission::new(limits.max_label_values, limits.label_decay_secs)
             }),
-            series: Set::default(),
+            series: usage::Series::default(),
         }
     }
 
-    /// The label values to record `values` under at wall-clock second `now`.
-    fn admit(&mut self, values: [&str; 5], now: i64) -> Admitted {
-        let mut out: [Box<str>; 5] = Default::default();
+    /// Counts a call of `values` at wall-clock second `now` under the labels it is admitted
+    /// with, and says what those are.
+    fn admit<'a>(&mut self, values: [&'a str; 5], now: i64) -> Admitted<'a> {
+        let mut out = values;
         let mut overflowed = Vec::new();
         let mut evicted = Vec::new();
-        let mut removed = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            out[i] = match self.values[i].observe(v, now) {
-                admission::Admitted::Yes => (*v).into(),
+            match self.values[i].observe(v, now) {
+                admission::Admitted::Yes => {}
                 admission::Admitted::Replacing(old) => {
                     evicted.push(USAGE_LABELS[i]);
-                    let gone: Vec<[Box<str>; 5]> = self
-                        .series
-                        .iter()
-                        .filter(|s| s[i] == old)
-                        .cloned()
-                        .collect();
-                    for s in &gone {
-                        self.series.remove(s);
-                    }
-                    removed.extend(gone);
-                    (*v).into()
+                    self.series.remove_value(i, &old);
                 }
                 admission::Admitted::No => {
                     overflowed.push(USAGE_LABELS[i]);
-                    OVERFLOW_VALUE.into()
+                    out[i] = OVERFLOW_VALUE;
                 }
-            };
-        }
-        if !self.series.contains(&out) {
-            if self.series.len() < self.limits.max_series {
-                self.series.insert(out.clone());
-            } else {
-                overflowed.push("series");
-                out = std::array::from_fn(|_| Box::<str>::from(OVERFLOW_VALUE));
             }
+        }
+        if !self.series.add(out, self.limits.max_series) {
+            overflowed.push("series");
+            out = [OVERFLOW_VALUE; 5];
+            self.series.add(out, usize::MAX);
         }
         Admitted {
             labels: out,
             overflowed,
             evicted,
-            removed,
         }
     }
 }
@@ -157,7 +145,6 @@ pub struct Metrics {
     pub limit_overflow: IntCounterVec,
     pub late_events: IntCounter,
     pub future_events: IntCounter,
-    pub kms_calls: IntCounterVec,
     pub label_overflow: IntCounterVec,
     /// Label values that lost their series to a value with more recent volume, by label.
     pub label_evictions: IntCounterVec,
@@ -276,7 +263,6 @@ impl Metrics {
             limit_overflow: counter_vec(&r, "kmswatch_limit_overflow_total", "Calls, or dedupe ids and objects forgotten early, that did not fit an engine limit, by limit (max_keys, max_aliases, max_groups_per_rule, max_principals_per_key, max_dedupe_ids, max_dedupe_objects, max_report_rows): counted, not kept; any increase means verdicts or totals are incomplete.", &["limit"]),
             late_events: counter(&r, "kmswatch_late_events_total", "KMS events whose window had closed when they arrived."),
             future_events: counter(&r, "kmswatch_future_events_total", "KMS events later than their object's delivery time or the clock (+ engine.future_skew_secs): not folded."),
-            kms_calls: counter_vec(&r, "kmswatch_kms_calls_total", "Distinct KMS calls by key, principal, calling service, operation and outcome (capped labels fold into \"other\").", &USAGE_LABELS),
             label_overflow: counter_vec(&r, "kmswatch_label_overflow_total", "KMS calls recorded under \"other\" because a label or series cap was reached, by label.", &["label"]),
             label_evictions: counter_vec(&r, "kmswatch_label_evictions_total", "Label values whose series was dropped for a value with more recent volume (metrics.max_label_values), by label.", &["label"]),
             event_lag: histogram(&r, "kmswatch_event_lag_seconds", "Time from a KMS event to its being folded into state.", vec![60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0]),
@@ -292,7 +278,11 @@ impl Metrics {
             rule_reloads: counter_vec(&r, "kmswatch_rule_reloads_total", "Rule reloads (SIGHUP), by result.", &["result"]),
             alert_deliveries: counter_vec(&r, "kmswatch_alert_deliveries_total", "Alerts handed to each sink target (jsonl, alertmanager[i], webhook[i]) by result: ok (delivered; Alertmanager re-sends included), retried (a try failed and is repeated), failed (given up), dropped (the sink's queue was full).", &["sink", "result"]),
             alert_queue_depth: gauge_vec(&r, "kmswatch_alert_queue_depth", "Alerts not yet delivered by each sink (jsonl, alertmanager[i], webhook[i]): queued, being delivered, or resolutions held back; saved with the state.", &["sink"]),
-            family_names: r.names.take(),
+            family_names: {
+                let mut names = r.names.take();
+                names.push(usage::NAME.to_owned());
+                names
+            },
             registry: r.registry,
         };
         // Decode error kinds (`decode::ObjectError::kind`, and `malformed_record`), started at 0.
@@ -338,29 +328,22 @@ impl Metrics {
     /// Counts one folded call; `now` (wall-clock seconds) ages the recent volume that decides
     /// which label values keep a series.
     pub fn kms_call(&self, call: &KmsCall, key: Option<&str>, now: i64) {
-        let a = {
-            let mut capper = self.capper.lock().unwrap_or_else(|e| e.into_inner());
-            capper.admit(
-                [
-                    key.unwrap_or("none"),
-                    &call.principal,
-                    &call.service,
-                    &call.operation,
-                    call.outcome(),
-                ],
-                now,
-            )
-        };
-        for gone in &a.removed {
-            let refs: [&str; 5] = std::array::from_fn(|i| &*gone[i]);
-            let _ = self.kms_calls.remove_label_values(&refs);
-        }
-        let refs: [&str; 5] = std::array::from_fn(|i| &*a.labels[i]);
-        self.kms_calls.with_label_values(&refs).inc();
-        for l in a.overflowed {
+        let values = [
+            key.unwrap_or("none"),
+            &call.principal,
+            &call.service,
+            &call.operation,
+            call.outcome(),
+        ];
+        let Admitted {
+            overflowed,
+            evicted,
+            ..
+        } = (self.capper.lock().unwrap_or_else(|e| e.into_inner())).admit(values, now);
+        for l in overflowed {
             self.label_overflow.with_label_values(&[l]).inc();
         }
-        for l in a.evicted {
+        for l in evicted {
             self.label_evictions.with_label_values(&[l]).inc();
         }
     }
@@ -404,13 +387,17 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// The text exposition format: the registry's families, then `kmswatch_kms_calls_total`
+    /// (written from its compact table, not gathered).
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
+        let capper = self.capper.lock().unwrap_or_else(|e| e.into_inner());
+        capper.series.render(&mut text);
+        text
     }
 }
 

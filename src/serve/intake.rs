@@ -174,7 +174,19 @@ pub struct Fetching {
     pub limits: DecodeLimits,
     pub policy: RetryPolicy,
     pub concurrency: usize,
+    /// Objects decoded at once ([`Fetching::decode_slots`]).
+    pub decoders: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
+}
+
+impl Fetching {
+    /// Decoding is CPU work: more objects decoded at once than there are cores gains nothing
+    /// and holds more decompressed JSON (an object's JSON, about 15 times its stored size, lives
+    /// until its calls are decoded). The fetches still run `concurrency` at once.
+    pub fn decode_slots(concurrency: usize) -> Arc<Semaphore> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(Semaphore::new(cores.min(concurrency).max(1)))
+    }
 }
 
 /// Fetches and decodes the objects of incoming work, at most `concurrency` at once, handing each
@@ -259,7 +271,12 @@ async fn fetch_and_decode(f: &Fetching, msg: &Msg, bucket: &str, key: &str) -> O
     f.metrics.objects_fetched.inc();
     f.metrics.bytes_fetched.inc_by(bytes.len() as u64);
     let limits = f.limits;
-    let decoded = tokio::task::spawn_blocking(move || decode_object(&bytes, &limits)).await;
+    let slot = f.decoders.clone().acquire_owned().await;
+    let decoded = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        decode_object(&bytes, &limits)
+    })
+    .await;
     f.metrics
         .object_processing
         .observe(started.elapsed().as_secs_f64());

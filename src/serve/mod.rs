@@ -286,6 +286,7 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServeError> {
                 limits: cfg.decode,
                 policy,
                 concurrency: src.fetch_concurrency,
+                decoders: Fetching::decode_slots(src.fetch_concurrency),
                 metrics: metrics.clone(),
             }),
             work_rx,
