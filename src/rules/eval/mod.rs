@@ -310,7 +310,7 @@ fn group_of(dims: &[Dim], key: &str) -> Group {
 /// bytes each instead of the 36 of the text (and the 64 of heap a `Box<str>` each once cost).
 /// Saved as the list of ids in readable formats (a JSON dump), as the buffer in binary ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct EvidenceIds(Vec<u8>);
+pub(super) struct EvidenceIds(Box<[u8]>);
 
 /// Tags of [`EvidenceIds`] entries.
 const UUID_TAG: u8 = 0;
@@ -355,21 +355,21 @@ impl EvidenceIds {
         if self.len() >= MAX_EVIDENCE_IDS {
             return;
         }
-        // Exactly the entry's room: at most ten entries, so growing by doubling would save few
-        // copies and leave a cell of ten UUIDs with 272 bytes for 170.
+        // Exactly the entry's room, in a boxed slice (16 bytes in the cell, not a Vec's 24): at
+        // most ten entries, so growing by doubling would save few copies and leave a cell of ten
+        // UUIDs with 272 bytes for 170.
+        let mut buf = std::mem::take(&mut self.0).into_vec();
         if let Some(u) = canonical_uuid(id) {
-            self.0.reserve_exact(1 + 16);
-            self.0.push(UUID_TAG);
-            self.0.extend_from_slice(u.as_bytes());
-            return;
+            buf.reserve_exact(1 + 16);
+            buf.push(UUID_TAG);
+            buf.extend_from_slice(u.as_bytes());
+        } else if let Ok(n) = u16::try_from(id.len()) {
+            buf.reserve_exact(3 + id.len());
+            buf.push(TEXT_TAG);
+            buf.extend_from_slice(&n.to_le_bytes());
+            buf.extend_from_slice(id.as_bytes());
         }
-        let Ok(n) = u16::try_from(id.len()) else {
-            return;
-        };
-        self.0.reserve_exact(3 + id.len());
-        self.0.push(TEXT_TAG);
-        self.0.extend_from_slice(&n.to_le_bytes());
-        self.0.extend_from_slice(id.as_bytes());
+        self.0 = buf.into_boxed_slice();
     }
 
     pub fn iter(&self) -> impl Iterator<Item = EventId<'_>> {
@@ -449,7 +449,7 @@ impl<'de> Deserialize<'de> for EvidenceIds {
         if !d.is_human_readable() {
             let buf = serde_bytes::ByteBuf::deserialize(d)?.into_vec();
             Self::check(&buf).map_err(serde::de::Error::custom)?;
-            return Ok(EvidenceIds(buf));
+            return Ok(EvidenceIds(buf.into_boxed_slice()));
         }
         let list = Vec::<Box<str>>::deserialize(d)?;
         let mut ids = EvidenceIds::default();

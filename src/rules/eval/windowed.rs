@@ -26,9 +26,10 @@ pub(super) struct Cell {
     /// `ratio` only: denominator calls.
     other: u64,
     ids: EvidenceIds,
-    /// Rules with `distinct`: the distinct values of that dimension among the matching calls.
+    /// Rules with `distinct`: the distinct values of that dimension among the matching calls
+    /// (boxed: most rules have none, and a cell is one of up to `max_groups_per_rule`).
     #[serde(default)]
-    distinct: Option<Distinct>,
+    distinct: Option<Box<Distinct>>,
 }
 
 impl Cell {
@@ -418,7 +419,7 @@ fn summary(rule: &Rule, group: &str, cell: &Cell, start: i64, len: i64, v: &Verd
     );
     let (n, what) = match (rule.distinct, &cell.distinct) {
         (Some(d), distinct) => {
-            let about = if distinct.as_ref().is_some_and(Distinct::estimated) {
+            let about = if distinct.as_deref().is_some_and(Distinct::estimated) {
                 "about "
             } else {
                 ""
