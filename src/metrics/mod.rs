@@ -8,7 +8,6 @@
 //! `rate()` and `increase()` see the first event and dashboards show a flat line, not "no data".
 
 mod admission;
-
 mod usage;
 
 use std::cell::RefCell;
