@@ -131,8 +131,7 @@ impl Ids {
         }
     }
 
-    fn contains_near(&self, id: u64, minute: i64) -> bool {
-        let hash = self.hasher.hash_one(id);
+    fn contains_near(&self, id: u64, hash: u64, minute: i64) -> bool {
         let lo = minute.saturating_sub(1);
         let hi = minute.saturating_add(1);
         self.by_minute
@@ -140,9 +139,9 @@ impl Ids {
             .any(|(_, t)| t.find(hash, |&x| x == id).is_some())
     }
 
-    /// Remembers `id` in `minute` without looking elsewhere; false when it was there already.
-    fn put(&mut self, id: u64, minute: i64) -> bool {
-        let hash = self.hasher.hash_one(id);
+    /// Remembers `id` (whose hash is `hash`) in `minute` without looking elsewhere; false when
+    /// it was there already.
+    fn put(&mut self, id: u64, hash: u64, minute: i64) -> bool {
         let hasher = &self.hasher;
         let table = self.by_minute.entry(minute).or_default();
         match table.entry(hash, |&x| x == id, |&x| hasher.hash_one(x)) {
@@ -158,10 +157,11 @@ impl Ids {
     /// True when `id` was not remembered near `time` before (and is now).
     fn insert(&mut self, id: u64, time: i64) -> bool {
         let minute = time.div_euclid(60);
-        if self.contains_near(id, minute) {
+        let hash = self.hasher.hash_one(id);
+        if self.contains_near(id, hash, minute) {
             return false;
         }
-        self.put(id, minute);
+        self.put(id, hash, minute);
         self.enforce_cap();
         true
     }
@@ -232,7 +232,7 @@ impl<'de> Deserialize<'de> for Ids {
         };
         for (minute, hs) in saved.by_minute {
             for h in hs {
-                ids.put(h, minute);
+                ids.put(h, ids.hasher.hash_one(h), minute);
             }
         }
         Ok(ids)

@@ -375,20 +375,22 @@ impl Kps {
         })
     }
 
-    /// Adds a call to `key`'s row `i`.
-    fn add(&mut self, key: Sym, i: usize, (source, time, failed): (usize, i64, bool)) {
-        let Some(r) = self.by_key.get_mut(&key).and_then(|rows| rows.get_mut(i)) else {
-            return;
-        };
+    /// Adds a call to `r`, a row of `key` (its counts in `wide` when it is [`KpsRow::WIDE`]).
+    fn add(
+        wide: &mut Map<[Sym; 3], Counts>,
+        key: Sym,
+        r: &mut KpsRow,
+        (source, time, failed): (usize, i64, bool),
+    ) {
         if r.source == KpsRow::WIDE {
-            if let Some(c) = self.wide.get_mut(&[key, r.principal, r.service]) {
+            if let Some(c) = wide.get_mut(&[key, r.principal, r.service]) {
                 c.add(source, time, failed);
             }
             return;
         }
         let mut c = r.counts();
         c.add(source, time, failed);
-        *r = Kps::hold(&mut self.wide, key, [r.principal, r.service], c);
+        *r = Kps::hold(wide, key, [r.principal, r.service], c);
     }
 }
 
@@ -478,9 +480,11 @@ impl Rows<'_> {
             self.names.get(service),
         );
         if let (Some(k), Some(p), Some(s)) = known {
-            if let Some(Ok(i)) = kps.by_key.get(&k).map(|rows| find(rows, p, s)) {
-                kps.add(k, i, call);
-                return;
+            if let Some(rows) = kps.by_key.get_mut(&k) {
+                if let Ok(i) = find(rows, p, s) {
+                    Kps::add(&mut kps.wide, k, &mut rows[i], call);
+                    return;
+                }
             }
         }
         if kps.len >= self.max {
@@ -510,7 +514,7 @@ impl Rows<'_> {
                 i
             }
         };
-        kps.add(k, i, call);
+        Kps::add(&mut kps.wide, k, &mut rows[i], call);
     }
 
     fn bump<const N: usize, K: Hash + Eq, V: Default>(

@@ -11,7 +11,6 @@
 //! its pointer and an index entry (about 50), and a lookup follows no pointer.
 
 use std::cmp::Ordering;
-
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
