@@ -2,7 +2,9 @@
 //!
 //! This type is the contract with users and sinks; it is separate from any rule's internal state.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -121,6 +123,29 @@ impl Alert {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!("{{\"error\":\"unserializable alert: {e}\"}}"))
+    }
+}
+
+/// The alerts firing now, in the alert schema, by rule id and group id ([`Alert::group_id`]).
+/// The engine holds the one copy of each; what publishes them (the service's alert board) shares
+/// it rather than copying it.
+pub type Firing = BTreeMap<(String, String), Arc<serde_json::Value>>;
+
+/// A published list of firing alerts (the service's board): the engine's, shared.
+pub type FiringSnapshot = Arc<Vec<Arc<serde_json::Value>>>;
+
+/// Applies an emitted alert to `firing`: a firing one is added (or replaced), a resolved one
+/// removed.
+pub fn apply(firing: &mut Firing, a: &Alert) {
+    let id = (a.rule.clone(), a.group_id());
+    match a.state {
+        AlertState::Firing => {
+            let json = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+            firing.insert(id, Arc::new(json));
+        }
+        AlertState::Resolved => {
+            firing.remove(&id);
+        }
     }
 }
 

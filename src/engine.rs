@@ -3,10 +3,8 @@
 //! The driver feeds calls object by object and says when an object is complete; the engine never
 //! reads the clock. The live driver may also advance the watermark from the wall clock.
 
-use std::collections::BTreeMap;
-
 use crate::aggregate::{window_start, Dedupe, KeyCatalog, ObjectId};
-use crate::alerts::{Alert, AlertState};
+use crate::alerts::{self, Alert, AlertState, Firing};
 use crate::decode::KmsCall;
 use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
 pub use crate::totals::EngineCounters;
@@ -106,8 +104,9 @@ pub struct Engine {
     /// saved: restore takes them from the current rules, less those the catalogue knows.
     inventory: Vec<String>,
     /// The alerts firing now (alert-schema JSON) by rule id and group, so that a restarted
-    /// service still lists and re-sends them. Bounded by the rules' own group limits.
-    firing: BTreeMap<(String, String), serde_json::Value>,
+    /// service still lists and re-sends them. Bounded by the rules' own group limits. The only
+    /// copy: the service's board and sinks share these.
+    firing: Firing,
 }
 
 impl Engine {
@@ -137,7 +136,7 @@ impl Engine {
             object: None,
             watermark_cap: None,
             inventory,
-            firing: BTreeMap::new(),
+            firing: Firing::new(),
             config,
         }
     }
@@ -289,25 +288,24 @@ impl Engine {
 
     fn tally(&mut self, alerts: &[Alert]) {
         for a in alerts {
-            let id = (a.rule.clone(), a.group_id());
-            match a.state {
-                AlertState::Firing => {
-                    self.counters.alerts_firing = self.counters.alerts_firing.saturating_add(1);
-                    let json = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
-                    self.firing.insert(id, json);
-                }
-                AlertState::Resolved => {
-                    self.counters.alerts_resolved = self.counters.alerts_resolved.saturating_add(1);
-                    self.firing.remove(&id);
-                }
-            }
+            let n = match a.state {
+                AlertState::Firing => &mut self.counters.alerts_firing,
+                AlertState::Resolved => &mut self.counters.alerts_resolved,
+            };
+            *n = n.saturating_add(1);
+            alerts::apply(&mut self.firing, a);
         }
     }
 
     /// The alerts firing now, in the alert schema, by rule id and group id
     /// ([`Alert::group_id`]), in that order.
     pub fn firing(&self) -> impl Iterator<Item = (&(String, String), &serde_json::Value)> {
-        self.firing.iter()
+        self.firing.iter().map(|(id, v)| (id, &**v))
+    }
+
+    /// [`Engine::firing`] as the engine holds it, for publishing without copying the alerts.
+    pub fn firing_shared(&self) -> &Firing {
+        &self.firing
     }
 
     pub fn counters(&self) -> EngineCounters {

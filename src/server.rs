@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
-use crate::alerts::{Alert, AlertState};
+use crate::alerts::{Firing, FiringSnapshot};
 use crate::metrics::Metrics;
 
 /// What readiness waits for.
@@ -52,88 +52,50 @@ impl Readiness {
     }
 }
 
-/// The alerts currently firing (alert-schema JSON), by rule id and group id: the fold's copy, and
-/// the snapshot of it that HTTP and the Alertmanager sinks read (published by the fold after each
-/// change through a watch channel, so a reader never holds the fold's lock while it copies alerts
-/// and the sinks re-send what the engine says fires, not a copy of their own).
+/// The alerts currently firing (alert-schema JSON), ordered by rule id then group id, as the fold
+/// last published them: HTTP and the Alertmanager sinks read this snapshot (through a watch
+/// channel, so a reader never holds the fold up while it copies alerts, and the sinks re-send
+/// what the engine says fires, not a copy of their own). The alerts themselves are the engine's
+/// ([`crate::alerts::Firing`]), shared, not copied.
 #[derive(Debug)]
 pub struct AlertBoard {
-    firing: Mutex<BTreeMap<(String, String), serde_json::Value>>,
-    snapshot: watch::Sender<Arc<Vec<serde_json::Value>>>,
-    changed: AtomicBool,
+    snapshot: watch::Sender<FiringSnapshot>,
 }
 
 impl Default for AlertBoard {
     fn default() -> Self {
         AlertBoard {
-            firing: Mutex::default(),
             snapshot: watch::Sender::new(Arc::default()),
-            changed: AtomicBool::new(false),
         }
     }
 }
 
 impl AlertBoard {
-    /// Applies an emitted alert: a firing one is added (or replaced), a resolved one removed.
-    pub fn apply(&self, a: &Alert) {
-        let id = (a.rule.clone(), a.group_id());
-        let mut m = self.lock();
-        match a.state {
-            AlertState::Firing => {
-                m.insert(id, serde_json::to_value(a).unwrap_or_default());
-            }
-            AlertState::Resolved => {
-                m.remove(&id);
-            }
-        }
-        self.changed.store(true, Ordering::Relaxed);
-    }
-
-    /// Makes what changed since the last call visible to HTTP and the sinks.
-    pub fn publish(&self) {
-        if self.changed.swap(false, Ordering::Relaxed) {
-            let v: Vec<_> = self.lock().values().cloned().collect();
-            self.snapshot.send_replace(Arc::new(v));
-        }
-    }
-
-    /// Replaces the board with what the engine says is firing (at start, after a restore or a
-    /// reload) and publishes it.
-    pub fn reset<'a>(
-        &self,
-        firing: impl Iterator<Item = (&'a (String, String), &'a serde_json::Value)>,
-    ) {
-        {
-            let mut m = self.lock();
-            m.clear();
-            m.extend(firing.map(|(id, v)| (id.clone(), v.clone())));
-        }
-        self.changed.store(true, Ordering::Relaxed);
-        self.publish();
+    /// Makes `firing` (what the engine says fires, after the alerts just emitted) what HTTP and
+    /// the sinks see.
+    pub fn publish(&self, firing: &Firing) {
+        let v: Vec<_> = firing.values().cloned().collect();
+        self.snapshot.send_replace(Arc::new(v));
     }
 
     /// The firing alerts as last published, ordered by rule then group.
-    pub fn firing(&self) -> Arc<Vec<serde_json::Value>> {
+    pub fn firing(&self) -> FiringSnapshot {
         self.snapshot.borrow().clone()
     }
 
     /// The published snapshots, from the current one on: woken at every publication.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<serde_json::Value>>> {
+    pub fn subscribe(&self) -> watch::Receiver<FiringSnapshot> {
         self.snapshot.subscribe()
     }
 
-    /// How many alerts fire per (rule, severity).
+    /// How many published alerts fire per (rule, severity).
     pub fn counts(&self) -> BTreeMap<(String, String), i64> {
         let mut c = BTreeMap::new();
-        for v in self.lock().values() {
+        for v in self.firing().iter() {
             let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
             *c.entry((s("rule"), s("severity"))).or_default() += 1;
         }
         c
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), serde_json::Value>> {
-        self.firing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -305,7 +267,7 @@ async fn alerts(
         "offset": start,
         "limit": limit,
         "next_offset": (end < total).then_some(end),
-        "alerts": &firing[start..end],
+        "alerts": firing[start..end].iter().map(|a| &**a).collect::<Vec<_>>(),
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -317,6 +279,7 @@ async fn alerts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::{self, Alert, AlertState};
     use crate::metrics::LabelLimits;
     use axum::body::Body;
     use axum::http::Request;
@@ -413,10 +376,16 @@ mod tests {
     #[tokio::test]
     async fn api_alerts_lists_what_fires_until_it_resolves() {
         let s = state();
-        s.alerts.apply(&alert("r2", "k1", AlertState::Firing));
-        s.alerts.apply(&alert("r1", "k2", AlertState::Firing));
-        s.alerts.apply(&alert("r1", "k1", AlertState::Firing));
-        s.alerts.apply(&alert("r1", "k2", AlertState::Resolved));
+        // The engine's firing set, as the fold keeps it.
+        let mut firing = Firing::new();
+        for (rule, key, state) in [
+            ("r2", "k1", AlertState::Firing),
+            ("r1", "k2", AlertState::Firing),
+            ("r1", "k1", AlertState::Firing),
+            ("r1", "k2", AlertState::Resolved),
+        ] {
+            alerts::apply(&mut firing, &alert(rule, key, state));
+        }
         // HTTP serves what the fold published, not its working copy.
         assert_eq!(
             get(&s, "/api/alerts?limit=5")
@@ -426,7 +395,7 @@ mod tests {
                 .count(),
             0
         );
-        s.alerts.publish();
+        s.alerts.publish(&firing);
         let (status, body) = get(&s, "/api/alerts").await;
         assert_eq!(status, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -461,10 +430,11 @@ mod tests {
     async fn api_alerts_is_paged_and_bounded() {
         let mut s = state();
         s.limits.max_alerts_per_page = 2;
+        let mut firing = Firing::new();
         for k in ["k1", "k2", "k3"] {
-            s.alerts.apply(&alert("r1", k, AlertState::Firing));
+            alerts::apply(&mut firing, &alert("r1", k, AlertState::Firing));
         }
-        s.alerts.publish();
+        s.alerts.publish(&firing);
         let page = |q: &'static str| {
             let s = s.clone();
             async move {

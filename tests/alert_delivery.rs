@@ -19,7 +19,7 @@ use std::sync::Arc;
 use common::alertmanager::{Alertmanager, Labels};
 use common::aws::*;
 use common::receiver::{Receiver, Silent};
-use kmswatch::alerts::{Alert, AlertState, Evidence, Group, ALERT_SCHEMA};
+use kmswatch::alerts::{self, Alert, AlertState, Evidence, Firing, Group, ALERT_SCHEMA};
 use kmswatch::config::{AlertmanagerConfig, AlertsConfig};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::metrics::{LabelLimits, Metrics};
@@ -465,6 +465,8 @@ fn am_labels(a: &Alert) -> Labels {
 /// they re-send from.
 struct Fold {
     board: Arc<AlertBoard>,
+    /// The engine's firing set.
+    firing: Firing,
     sinks: sinks::Sinks,
     _tasks: sinks::SinkTasks,
 }
@@ -480,9 +482,10 @@ impl Fold {
         let metrics = Arc::new(Metrics::new(LabelLimits::default()));
         let _guard = rt.enter();
         let (sinks, tasks) = sinks::start(&cfg, board.subscribe(), metrics).unwrap();
-        board.reset(std::iter::empty());
+        board.publish(&Firing::new());
         Fold {
             board,
+            firing: Firing::new(),
             sinks,
             _tasks: tasks,
         }
@@ -491,11 +494,11 @@ impl Fold {
     /// What the fold does with an alert the engine raised; `to_sinks: false` as if the sinks'
     /// queues had been full.
     fn raise(&mut self, a: &Alert, to_sinks: bool) {
-        self.board.apply(a);
+        alerts::apply(&mut self.firing, a);
         if to_sinks {
             self.sinks.publish(a);
         }
-        self.board.publish();
+        self.board.publish(&self.firing);
     }
 }
 

@@ -135,7 +135,7 @@ impl Engine {
                 .map(|((rule, group), alert)| FiringAlert {
                     rule: rule.clone(),
                     group: group.clone(),
-                    alert: alert.clone(),
+                    alert: (**alert).clone(),
                 })
                 .collect(),
             outbox: Vec::new(),
@@ -302,7 +302,7 @@ impl Engine {
         engine.firing = firing
             .into_iter()
             .filter(|f| resumed.contains(&f.rule))
-            .map(|f| ((f.rule, f.group), f.alert))
+            .map(|f| ((f.rule, f.group), std::sync::Arc::new(f.alert)))
             .collect();
         Ok((engine, notes))
     }

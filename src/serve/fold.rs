@@ -236,18 +236,20 @@ impl Fold {
     /// Shows what the engine says is firing (at start, after a restore or a reload), to HTTP
     /// and to the sinks that re-send it.
     fn sync_board(&mut self) {
-        self.board.reset(self.engine.firing());
+        self.board.publish(self.engine.firing_shared());
         self.metrics.set_firing(&self.board.counts());
     }
 
     /// Hands the alerts over; never waits on a sink.
     fn publish(&mut self, alerts: &mut Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
         for a in alerts.drain(..) {
             self.metrics.alert(&a);
-            self.board.apply(&a);
             self.sinks.publish(&a);
         }
-        self.board.publish();
+        self.board.publish(self.engine.firing_shared());
     }
 
     /// Saves state (a delta or, when `whole` or the journal says so, the whole file); true when

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -19,7 +19,7 @@ use crate::sources::sqs::{Queue, Received};
 use crate::sources::{classify, parse_log_name, ObjectRef};
 
 use super::inflight::{Inflight, Msg};
-use super::{Ack, FoldItem, ObjectOutcome};
+use super::{Ack, FoldItem, ObjectOutcome, Slots};
 
 /// A message whose objects are to be read.
 pub struct Work {
@@ -182,10 +182,14 @@ pub struct Fetching {
 impl Fetching {
     /// Decoding is CPU work: more objects decoded at once than there are cores gains nothing
     /// and holds more decompressed JSON (an object's JSON, about 15 times its stored size, lives
-    /// until its calls are decoded). The fetches still run `concurrency` at once.
+    /// until its calls are decoded). A slot is held from the decode until the object is folded,
+    /// so at most this many objects' decoded calls exist at once (one folding, the others
+    /// decoding or ready next), whatever `fetch_concurrency` is; two at least, so that one
+    /// object decodes while another folds. The fetches still run `concurrency` at once and hold
+    /// only stored bytes while they wait.
     pub fn decode_slots(concurrency: usize) -> Arc<Semaphore> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Arc::new(Semaphore::new(cores.min(concurrency).max(1)))
+        Arc::new(Semaphore::new(cores.max(2).min(concurrency).max(1)))
     }
 }
 
@@ -213,16 +217,19 @@ pub async fn dispatch(
             };
             let (f, fold, msg) = (f.clone(), fold.clone(), w.msg.clone());
             tasks.spawn(async move {
-                let outcome = fetch_and_decode(&f, &msg, &bucket, &key).await;
-                // The permit goes with the object and is released once it is folded: decoded
-                // objects waiting for a slowed fold count against `fetch_concurrency`, so memory
-                // stays bounded whatever `queue_depth` is.
+                let (outcome, decode) = fetch_and_decode(&f, &msg, &bucket, &key).await;
+                // The slots go with the object and are released once it is folded: decoded
+                // objects waiting for a slowed fold count against them, so memory stays bounded
+                // whatever `queue_depth` is.
                 let _ = fold
                     .send(FoldItem::Object {
                         msg,
                         object: ObjectRef::S3 { bucket, key },
                         outcome,
-                        permit: Some(permit),
+                        permit: Some(Slots {
+                            fetch: permit,
+                            decode,
+                        }),
                     })
                     .await;
             });
@@ -244,7 +251,13 @@ pub async fn dispatch(
     }
 }
 
-async fn fetch_and_decode(f: &Fetching, msg: &Msg, bucket: &str, key: &str) -> ObjectOutcome {
+/// The object's outcome and, when it was decoded, the decode slot it holds until it is folded.
+async fn fetch_and_decode(
+    f: &Fetching,
+    msg: &Msg,
+    bucket: &str,
+    key: &str,
+) -> (ObjectOutcome, Option<OwnedSemaphorePermit>) {
     let started = Instant::now();
     let bytes = fetch_object(
         &f.s3,
@@ -265,34 +278,35 @@ async fn fetch_and_decode(f: &Fetching, msg: &Msg, bucket: &str, key: &str) -> O
         Ok(b) => b,
         Err(error) => {
             error!(message_id = %msg.id, bucket, key, %error, "s3://{bucket}/{key}: object could not be fetched; its message is left for the dead-letter queue");
-            return ObjectOutcome::Failed(error.kind());
+            return (ObjectOutcome::Failed(error.kind()), None);
         }
     };
     f.metrics.objects_fetched.inc();
     f.metrics.bytes_fetched.inc_by(bytes.len() as u64);
     let limits = f.limits;
-    let slot = f.decoders.clone().acquire_owned().await;
-    let decoded = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        decode_object(&bytes, &limits)
-    })
-    .await;
+    let slot = f
+        .decoders
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the decode semaphore is never closed");
+    let decoded = tokio::task::spawn_blocking(move || decode_object(&bytes, &limits)).await;
     f.metrics
         .object_processing
         .observe(started.elapsed().as_secs_f64());
     match decoded {
-        Ok(Ok(d)) => ObjectOutcome::Decoded(Box::new(d)),
+        Ok(Ok(d)) => (ObjectOutcome::Decoded(Box::new(d)), Some(slot)),
         Ok(Err(error)) => {
             error!(message_id = %msg.id, bucket, key, %error, "s3://{bucket}/{key}: object could not be decoded; its message is left for the dead-letter queue");
             f.metrics
                 .decode_errors
                 .with_label_values(&[error.kind()])
                 .inc();
-            ObjectOutcome::Failed(error.kind())
+            (ObjectOutcome::Failed(error.kind()), None)
         }
         Err(join) => {
             error!(message_id = %msg.id, bucket, key, error = %join, "decoding panicked");
-            ObjectOutcome::Failed("decode_panic")
+            (ObjectOutcome::Failed("decode_panic"), None)
         }
     }
 }

@@ -52,15 +52,22 @@ pub enum FoldItem {
         msg: Arc<Msg>,
         object: ObjectRef,
         outcome: ObjectOutcome,
-        /// The fetch slot (`fetch_concurrency`) the object holds until it is folded, so decoded
-        /// objects queued for the fold count against it and memory stays bounded.
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        /// The slots the object holds until it is folded, so decoded objects queued for the fold
+        /// count against them and memory stays bounded.
+        permit: Option<Slots>,
     },
     /// The wall clock (Unix seconds), once a second; it also paces state saves. `caught_up`: the
     /// queue was drained and everything received is folded, so the wall clock may close windows.
     Tick { now: i64, caught_up: bool },
     /// A new rule set (SIGHUP).
     Reload(RuleSet),
+}
+
+/// An object's fetch slot (one of `fetch_concurrency`) and, once it was decoded, its decode slot
+/// ([`intake::Fetching::decode_slots`]); both are released when the object is folded.
+pub struct Slots {
+    pub fetch: tokio::sync::OwnedSemaphorePermit,
+    pub decode: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the acknowledger does with messages.

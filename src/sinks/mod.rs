@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::alerts::Alert;
+use crate::alerts::{Alert, FiringSnapshot};
 use crate::config::AlertsConfig;
 use crate::metrics::Metrics;
 use crate::state::SinkOutbox;
@@ -38,7 +38,7 @@ pub use webhook::{signature, SIGNATURE_HEADER};
 
 /// The firing alerts the fold publishes (alert-schema JSON, `AlertBoard::subscribe`): what the
 /// Alertmanager sinks re-send.
-pub type FiringSet = watch::Receiver<Arc<Vec<serde_json::Value>>>;
+pub type FiringSet = watch::Receiver<FiringSnapshot>;
 
 /// What a sink's queue carries: one alert as the engine emitted it, firing or resolved.
 #[derive(Debug, Clone)]

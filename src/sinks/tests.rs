@@ -360,10 +360,10 @@ fn deliveries(outbox: &Outbox, first: u64, alerts: &[Alert]) -> Vec<Delivery> {
 }
 
 /// A firing set as the fold publishes it.
-fn firing_set(alerts: &[Alert]) -> (watch::Sender<Arc<Vec<serde_json::Value>>>, FiringSet) {
+fn firing_set(alerts: &[Alert]) -> (watch::Sender<FiringSnapshot>, FiringSet) {
     let v = alerts
         .iter()
-        .map(|a| serde_json::to_value(a).unwrap())
+        .map(|a| Arc::new(serde_json::to_value(a).unwrap()))
         .collect();
     watch::channel(Arc::new(v))
 }
