@@ -394,15 +394,15 @@ impl Kps {
     }
 }
 
-/// One (principal, service) row of a key, in 40 bytes: a million of them is the table of an
+/// One (principal, service) row of a key, in 32 bytes: a million of them is the table of an
 /// organization's trail with 10,000 keys and 100 principals. Nearly every row's calls were named
-/// by one inference step, over less than 136 years, with fewer than 2^32 failures; a row that
+/// by one inference step, over less than 136 years, with fewer than 2^32 calls; a row that
 /// outgrows that keeps its [`Counts`] in [`Kps::wide`] and is marked [`KpsRow::WIDE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KpsRow {
     pub principal: Sym,
     pub service: Sym,
-    calls: u64,
+    calls: u32,
     first_seen: i64,
     /// `last_seen - first_seen`.
     span: u32,
@@ -435,9 +435,10 @@ impl KpsRow {
         (source != KpsRow::WIDE).then_some(KpsRow {
             principal,
             service,
-            calls: c.calls,
+            calls: u32::try_from(c.calls).ok()?,
             first_seen: c.first_seen,
             span,
+            // Never more than the calls.
             failures: u32::try_from(c.failures).ok()?,
             source,
         })
@@ -446,7 +447,7 @@ impl KpsRow {
     /// The counts of a row that is not [`KpsRow::WIDE`].
     fn counts(&self) -> Counts {
         Counts {
-            calls: self.calls,
+            calls: u64::from(self.calls),
             failures: u64::from(self.failures),
             first_seen: self.first_seen,
             last_seen: self.first_seen + i64::from(self.span),

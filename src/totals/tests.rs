@@ -267,8 +267,8 @@ fn key_principal_service_rows_sorted_one_key_at_a_time_are_in_name_order() {
 }
 
 #[test]
-fn a_row_is_forty_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
-    assert_eq!(std::mem::size_of::<KpsRow>(), 40);
+fn a_row_is_thirty_two_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
+    assert_eq!(std::mem::size_of::<KpsRow>(), 32);
     let mut t = Totals::new(100);
     let early = at(-1, "Decrypt");
     let late = at(i64::from(u32::MAX) + 10, "Decrypt");
@@ -309,4 +309,14 @@ fn a_row_is_forty_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
     assert!(many
         .kps_rows()
         .all(|(_, c)| c.failures == u64::from(u32::MAX) + 1));
+    // So do calls past 2^32, with few failures.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for row in v["kps"][0][1].as_array_mut().unwrap() {
+        row[2]["calls"] = (u64::from(u32::MAX) + 2).into();
+    }
+    let busy: Totals = serde_json::from_value(v).unwrap();
+    assert_eq!(busy.kps.wide.len(), 2);
+    assert!(busy
+        .kps_rows()
+        .all(|(_, c)| c.calls == u64::from(u32::MAX) + 2));
 }
