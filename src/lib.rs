@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod alerts;
+pub mod alloc;
 pub mod config;
 pub mod decode;
 pub mod engine;

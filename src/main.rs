@@ -284,25 +284,12 @@ struct GenerateArgs {
     attack: u64,
 }
 
-/// mimalloc rather than glibc's malloc: a replay decodes objects of several MB on every worker
-/// thread, and glibc keeps what those threads free in per-thread arenas, so resident memory grew
-/// far past what was live.
+/// mimalloc, tuned by [`kmswatch::alloc::tune`] (which says why).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (`include/mimalloc.h` of the sources
-/// libmimalloc-sys 0.1.49 builds; its Rust constants do not name it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// Milliseconds before mimalloc returns freed pages to the system: mimalloc's documented 10, not
-/// the 1,000 this build starts with. A replay frees and allocates a decoded object's buffers
-/// (megabytes each) many times a second; with a one-second delay what was freed in the last
-/// second stays resident beside what replaced it: about 35 MiB of peak RSS on the 1M-call scale
-/// set, for about 0.5 s of kernel time over its 10 s.
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
-
 fn main() -> ExitCode {
-    // SAFETY: sets a plain integer option of the allocator; no memory is involved.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    kmswatch::alloc::tune();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -1,9 +1,8 @@
 //! Gzip decompression with a cap on the decompressed size (gzip bombs) and clear truncation errors.
 
 use std::borrow::Cow;
-use std::io::{ErrorKind, Read};
 
-use flate2::read::MultiGzDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -11,6 +10,9 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// a stream that really expands more (deflate allows 1032 times) grows as it is read, but an
 /// object claiming more in its trailer cannot make the decoder reserve it before it is read.
 const MAX_RESERVED_RATIO: usize = 64;
+
+/// The least a full output buffer grows by.
+const MIN_GROWTH: usize = 64 << 10;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum GzipError {
@@ -22,26 +24,68 @@ pub enum GzipError {
     TooLarge { limit: usize },
 }
 
+/// Whether `bytes` start as a gzip stream does.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
 /// Returns the decompressed bytes of a gzip stream (several members are concatenated, as `gzip`
 /// does), or the input itself when it is not gzip. Stops reading once `max_bytes` is exceeded.
 pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, GzipError> {
-    if !bytes.starts_with(&GZIP_MAGIC) {
+    if !is_gzip(bytes) {
         if bytes.len() > max_bytes {
             return Err(GzipError::TooLarge { limit: max_bytes });
         }
         return Ok(Cow::Borrowed(bytes));
     }
-    let mut out = Vec::with_capacity(reserve_for(bytes, max_bytes));
-    let limit = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    let mut reader = MultiGzDecoder::new(bytes).take(limit);
-    match reader.read_to_end(&mut out) {
-        Ok(_) if out.len() > max_bytes => Err(GzipError::TooLarge { limit: max_bytes }),
-        Ok(_) => Ok(Cow::Owned(out)),
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(GzipError::Truncated),
-        Err(e) => Err(GzipError::Corrupt(e.to_string())),
+    let mut out = Vec::new();
+    decompress_into(bytes, max_bytes, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Decompresses the gzip stream `bytes` (one member or several) into `out`, replacing what it
+/// held and reusing its room: a buffer kept between objects is neither zeroed nor faulted in
+/// again. Writes at most `max_bytes + 1` bytes before giving up with [`GzipError::TooLarge`].
+pub fn decompress_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<(), GzipError> {
+    out.clear();
+    let room = max_bytes.saturating_add(1);
+    out.reserve_exact(reserve_for(bytes, max_bytes));
+    let mut input = bytes;
+    // One member at a time: each is a gzip header, a deflate stream and a checked trailer.
+    while !input.is_empty() {
+        let mut member = Decompress::new_gzip(15);
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= room {
+                    return Err(GzipError::TooLarge { limit: max_bytes });
+                }
+                let grow = (out.len() / 2).max(MIN_GROWTH).min(room - out.len());
+                out.reserve_exact(grow);
+            }
+            let (was_in, was_out) = (member.total_in(), out.len());
+            let status = member
+                .decompress_vec(input, out, FlushDecompress::None)
+                .map_err(|e| GzipError::Corrupt(e.to_string()))?;
+            let used = usize::try_from(member.total_in() - was_in).unwrap_or(input.len());
+            input = &input[used.min(input.len())..];
+            if out.len() > max_bytes {
+                return Err(GzipError::TooLarge { limit: max_bytes });
+            }
+            match status {
+                Status::StreamEnd => break,
+                // Input all read with room left over: the stream needs more than the object has.
+                _ if input.is_empty() && out.len() < out.capacity() => {
+                    return Err(GzipError::Truncated)
+                }
+                // No progress with room and input left: nothing more will come of this stream.
+                _ if used == 0 && out.len() == was_out && out.len() < out.capacity() => {
+                    return Err(GzipError::Corrupt("inflate made no progress".into()))
+                }
+                _ => {}
+            }
+        }
     }
+    Ok(())
 }
 
 /// The capacity to start decompressing `bytes` into. ISIZE (the last four bytes) is the size mod

@@ -86,7 +86,11 @@ fn key_ref_from_id(id: &str, region: &str, account: &str) -> Option<KeyRef> {
 
 /// The account field (the fifth) of an ARN.
 pub(crate) fn arn_account(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
+    // `split(':').nth(4)`, a byte search instead of a char pattern: this runs for every call.
+    let mut colons = memchr::memchr_iter(b':', arn.as_bytes());
+    let start = colons.nth(3)? + 1;
+    let end = colons.next().unwrap_or(arn.len());
+    Some(&arn[start..end]).filter(|a| !a.is_empty())
 }
 
 fn nonempty<'a>(s: &'a Option<std::borrow::Cow<'a, str>>) -> Option<&'a str> {
@@ -285,6 +289,27 @@ fn calling_service(r: &RawRecord<'_>, caller_arn: Option<&str>) -> (String, Serv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_arns_account_is_its_fifth_field() {
+        for arn in [
+            "arn:aws:kms:us-east-1:111122223333:key/1234",
+            "arn:aws:iam::111122223333:role/x:y",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:us-east-1:444455556666",
+            "arn:aws:kms:eu-west-1:",
+            "arn:aws:kms",
+            "",
+            "::::a:b",
+        ] {
+            let by_split = arn.split(':').nth(4).filter(|a| !a.is_empty());
+            assert_eq!(arn_account(arn), by_split, "{arn}");
+        }
+        assert_eq!(
+            arn_account("arn:aws:kms:us-east-1:111122223333:key/1234"),
+            Some("111122223333")
+        );
+    }
 
     fn call(json: &str) -> KmsCall {
         let rec: RawRecord = serde_json::from_str(json).unwrap();

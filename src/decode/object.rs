@@ -1,8 +1,10 @@
 //! Decodes one log object's bytes into KMS calls, with per-object limits and per-record errors.
 
+use std::cell::RefCell;
+
 use memchr::memmem;
 
-use super::gzip::{decompress, GzipError};
+use super::gzip::{decompress_into, is_gzip, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
 use super::record::RawRecord;
 use super::split::{split_records, SplitError};
@@ -108,10 +110,46 @@ pub struct DecodedObject {
     pub record_errors: Vec<RecordError>,
 }
 
+/// The largest decompression buffer a thread keeps for its next object: CloudTrail objects are
+/// rarely over a few megabytes of JSON, and a larger one's buffer is freed after it.
+pub const MAX_KEPT_BUFFER_BYTES: usize = 32 << 20;
+
+thread_local! {
+    /// This thread's decompression buffer, kept between objects: a fresh one for each object
+    /// was zeroed and faulted in again, as much time as the inflating itself.
+    static JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Decodes an object: gzip (or plain JSON), the `Records` array, and each KMS record.
 pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObject, ObjectError> {
-    let json = decompress(bytes, limits.max_object_bytes)?;
-    let records = split_records(&json).map_err(|e| match e {
+    if !is_gzip(bytes) {
+        if bytes.len() > limits.max_object_bytes {
+            return Err(GzipError::TooLarge {
+                limit: limits.max_object_bytes,
+            }
+            .into());
+        }
+        return decode_json(bytes, bytes.len(), limits);
+    }
+    // Taken out of the thread's slot, so a nested call (there is none) would get a fresh one.
+    let mut json = JSON.take();
+    let out = decompress_into(bytes, limits.max_object_bytes, &mut json)
+        .map_err(ObjectError::from)
+        .and_then(|()| decode_json(&json, bytes.len(), limits));
+    if json.capacity() <= MAX_KEPT_BUFFER_BYTES {
+        json.clear();
+        JSON.set(json);
+    }
+    out
+}
+
+/// Decodes an object's JSON (`compressed` bytes as stored).
+fn decode_json(
+    json: &[u8],
+    compressed: usize,
+    limits: &DecodeLimits,
+) -> Result<DecodedObject, ObjectError> {
+    let records = split_records(json).map_err(|e| match e {
         SplitError::NoRecords => ObjectError::NoRecords,
         e => ObjectError::NotJson(e.to_string()),
     })?;
@@ -123,7 +161,7 @@ pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObjec
     }
     let mut out = DecodedObject {
         stats: DecodeStats {
-            compressed_bytes: bytes.len() as u64,
+            compressed_bytes: compressed as u64,
             decompressed_bytes: json.len() as u64,
             records: records.len() as u64,
             ..DecodeStats::default()

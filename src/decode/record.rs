@@ -1,32 +1,61 @@
 //! The borrowed view of a CloudTrail log file and record: only the fields a KMS call needs.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
 
 type Str<'a> = Option<Cow<'a, str>>;
+
+/// A string field, borrowed from the record when it has no escapes. (serde's own `Cow<str>`
+/// borrows only as a field's whole type, not inside an `Option`: every string was copied.)
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
+    struct Text<'a>(Cow<'a, str>);
+    impl<'de> Deserialize<'de> for Text<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Text<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Borrowed(v)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Owned(v.to_owned())))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Owned(v)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
+}
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RawRecord<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub event_source: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub event_name: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub event_time: Str<'a>,
-    #[serde(rename = "eventID", borrow)]
+    #[serde(rename = "eventID", borrow, default, deserialize_with = "text")]
     pub event_id: Str<'a>,
-    #[serde(rename = "sharedEventID", borrow)]
+    #[serde(rename = "sharedEventID", borrow, default, deserialize_with = "text")]
     pub shared_event_id: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub aws_region: Str<'a>,
-    #[serde(rename = "sourceIPAddress", borrow)]
+    #[serde(rename = "sourceIPAddress", borrow, default, deserialize_with = "text")]
     pub source_ip_address: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub recipient_account_id: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub error_code: Str<'a>,
     #[serde(borrow)]
     pub user_identity: Option<UserIdentity<'a>>,
@@ -41,17 +70,17 @@ pub struct RawRecord<'a> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "text")]
     pub kind: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub arn: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub account_id: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub invoked_by: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub principal_id: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub user_name: Str<'a>,
     #[serde(borrow)]
     pub session_context: Option<SessionContext<'a>>,
@@ -67,29 +96,29 @@ pub struct SessionContext<'a> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionIssuer<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "text")]
     pub kind: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub arn: Str<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestParameters<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub key_id: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub alias_name: Str<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub target_key_id: Str<'a>,
     pub encryption_context: Option<EncryptionContext>,
     /// `CreateKey`, `PutKeyPolicy`: the key policy, a JSON document in a string.
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub policy: Str<'a>,
     /// `CreateKey`, `PutKeyPolicy`.
     pub bypass_policy_lockout_safety_check: Option<bool>,
     /// `CreateGrant`: who the grant lets use the key.
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub grantee_principal: Str<'a>,
 }
 
@@ -151,14 +180,41 @@ pub struct ResponseElements<'a> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyMetadata<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub arn: Str<'a>,
 }
 
 #[derive(Deserialize, Default)]
 pub struct Resource<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "text")]
     pub kind: Str<'a>,
-    #[serde(rename = "ARN", borrow)]
+    #[serde(rename = "ARN", borrow, default, deserialize_with = "text")]
     pub arn: Str<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped_and_null_is_none() {
+        let json = r#"{"eventName":"Decrypt","eventID":"a\"b","awsRegion":null,
+            "userIdentity":{"arn":"arn:aws:iam::111122223333:role/x"}}"#;
+        let r: RawRecord = serde_json::from_str(json).unwrap();
+        assert!(matches!(r.event_name, Some(Cow::Borrowed("Decrypt"))));
+        assert!(matches!(r.event_id.as_deref(), Some("a\"b")));
+        assert!(matches!(r.event_id, Some(Cow::Owned(_))));
+        assert!(r.aws_region.is_none() && r.event_source.is_none());
+        let arn = r.user_identity.and_then(|u| u.arn);
+        assert!(matches!(arn, Some(Cow::Borrowed(_))));
+        let Err(wrong) = serde_json::from_str::<RawRecord>(r#"{"eventName":7}"#) else {
+            panic!("a number is not a string");
+        };
+        assert!(
+            wrong
+                .to_string()
+                .starts_with("invalid type: integer `7`, expected a string"),
+            "{wrong}"
+        );
+    }
 }
