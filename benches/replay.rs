@@ -16,6 +16,7 @@ use kmswatch::rules::load_dir;
 use kmswatch::sources::{walk, ObjectRef};
 
 fn main() {
+    kmswatch::alloc::tune();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mb: u64 = std::env::var("KMSWATCH_BENCH_MB")
         .ok()

@@ -35,6 +35,7 @@ struct Run {
 }
 
 fn main() {
+    kmswatch::alloc::tune();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let per_day: u64 = env_or("KMSWATCH_DAYS_BENCH_MB_PER_DAY", 10);
     let days: Vec<i64> = std::env::var("KMSWATCH_DAYS_BENCH")

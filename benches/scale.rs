@@ -123,6 +123,7 @@ fn list(name: &str, default: &str) -> Vec<u64> {
 }
 
 fn main() {
+    kmswatch::alloc::tune();
     let t_all = Instant::now();
     let repo = common::repo();
     let keys: u64 = env_or("KMSWATCH_SCALE_BENCH_KEYS", 10_000);

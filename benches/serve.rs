@@ -132,6 +132,7 @@ struct Replayed {
 }
 
 fn main() {
+    kmswatch::alloc::tune();
     let repo = common::repo();
     let mb: u64 = bench_set::env_or("KMSWATCH_SERVE_BENCH_MB", 100);
     let dir = std::env::var_os("KMSWATCH_SERVE_BENCH_DIR")

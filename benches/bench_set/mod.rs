@@ -1,21 +1,26 @@
 //! What the benchmarks share: the generated benchmark sets, made once per size, the benches'
 //! environment settings, the timed stages replay is compared with (decompression alone, a
 //! sequential fold), and a child process's memory and CPU time from /proc (`proc`). The benches
-//! that drive moto also include `moto.rs` beside this file.
+//! that drive moto also include `moto.rs` beside this file. The benches allocate as the binary
+//! does: mimalloc, tuned by [`kmswatch::alloc::tune`] (each bench's `main` calls it).
 #![allow(dead_code)] // each bench uses a part
 
 pub mod proc;
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use kmswatch::decode::{decode_object, decompress, DecodeLimits};
+use kmswatch::decode::{decode_object, decompress_into, DecodeLimits};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::generate::{generate, GenerateOptions, Profile, ScaleShape, DEFAULT_SEED};
 use kmswatch::replay::{replay, ReplayOptions};
 use kmswatch::rules::RuleSet;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The value of environment variable `name`, or `default` when it is not set; panics on a value
 /// that does not parse, naming it.
@@ -88,11 +93,17 @@ pub fn best_of(runs: usize, f: &dyn Fn() -> u64) -> (f64, u64) {
     (best, out)
 }
 
-/// Gzip decompression alone of one file: its JSON bytes.
+/// Gzip decompression alone of one file: its JSON bytes. Into a buffer this thread keeps, as
+/// `decode_object` does: the fastest decompression alone, not one that also faults in and zeroes
+/// a fresh buffer for every file.
 fn inflate(file: &[u8], limits: &DecodeLimits) -> u64 {
-    decompress(file, limits.max_object_bytes)
-        .expect("bench file decompresses")
-        .len() as u64
+    thread_local! {
+        static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    OUT.with_borrow_mut(|out| {
+        decompress_into(file, limits.max_object_bytes, out).expect("bench file decompresses");
+        out.len() as u64
+    })
 }
 
 /// Decompression alone of every file, one after another on this thread: the JSON bytes.
