@@ -10,7 +10,9 @@ mod bench_set;
 
 use std::path::PathBuf;
 
-use kmswatch::decode::{decode_object, decompress, split_records, DecodeLimits};
+use kmswatch::decode::{
+    decode_object, decode_object_reusing, decompress, split_records, DecodeLimits,
+};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::rules::load_dir;
 use kmswatch::sources::{walk, ObjectRef};
@@ -76,7 +78,7 @@ fn main() {
         files
             .iter()
             .map(|b| {
-                decode_object(b, &limits)
+                decode_object_reusing(b, &limits)
                     .map(|d| d.calls.len() as u64)
                     .unwrap_or(0)
             })

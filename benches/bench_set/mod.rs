@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use kmswatch::decode::{decode_object, decompress_into, DecodeLimits};
+use kmswatch::decode::{decode_object_reusing, decompress_into, DecodeLimits};
 use kmswatch::engine::{Engine, EngineConfig};
 use kmswatch::generate::{generate, GenerateOptions, Profile, ScaleShape, DEFAULT_SEED};
 use kmswatch::replay::{replay, ReplayOptions};
@@ -94,7 +94,7 @@ pub fn best_of(runs: usize, f: &dyn Fn() -> u64) -> (f64, u64) {
 }
 
 /// Gzip decompression alone of one file: its JSON bytes. Into a buffer this thread keeps, as
-/// `decode_object` does: the fastest decompression alone, not one that also faults in and zeroes
+/// `decode_object_reusing` does: the fastest decompression alone, not one that also faults in and zeroes
 /// a fresh buffer for every file.
 fn inflate(file: &[u8], limits: &DecodeLimits) -> u64 {
     thread_local! {
@@ -122,7 +122,7 @@ pub fn fold_sequentially(files: &[Vec<u8>], rules: RuleSet, limits: &DecodeLimit
     let mut engine = Engine::new(EngineConfig::default(), rules);
     let mut alerts = Vec::new();
     for b in files {
-        let d = decode_object(b, limits).expect("bench file decodes");
+        let d = decode_object_reusing(b, limits).expect("bench file decodes");
         for call in d.calls {
             engine.ingest(call, &mut alerts);
         }

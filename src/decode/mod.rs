@@ -15,7 +15,8 @@ pub use gzip::{decompress, decompress_into, is_gzip, GzipError};
 pub(crate) use normalise::arn_account;
 pub use normalise::{normalise, op_class, NormaliseError};
 pub use object::{
-    decode_object, DecodeLimits, DecodeStats, DecodedObject, ObjectError, RecordError,
+    decode_object, decode_object_reusing, DecodeLimits, DecodeStats, DecodedObject, ObjectError,
+    RecordError,
 };
 pub use policy::{is_public as policy_is_public, LIMITING_KEYS};
 pub use split::{split_records, SplitError};

@@ -115,13 +115,40 @@ pub struct DecodedObject {
 pub const MAX_KEPT_BUFFER_BYTES: usize = 32 << 20;
 
 thread_local! {
-    /// This thread's decompression buffer, kept between objects: a fresh one for each object
-    /// was zeroed and faulted in again, as much time as the inflating itself.
+    /// This thread's decompression buffer, kept between objects by [`decode_object_reusing`].
     static JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Decodes an object: gzip (or plain JSON), the `Records` array, and each KMS record.
+/// Decodes an object: gzip (or plain JSON), the `Records` array, and each KMS record. The
+/// decompressed JSON is freed after: for callers on a shared pool of threads (`serve` decodes on
+/// tokio's blocking threads, however many that pool holds).
 pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObject, ObjectError> {
+    decode_object_in(bytes, limits, &mut Vec::new())
+}
+
+/// As [`decode_object`], reusing this thread's decompression buffer (up to
+/// [`MAX_KEPT_BUFFER_BYTES`] is kept for the next object): for dedicated decode threads, one per
+/// core, as `replay` has. A fresh buffer for each object was zeroed and faulted in again, as much
+/// time as the inflating itself.
+pub fn decode_object_reusing(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DecodedObject, ObjectError> {
+    // Taken out of the thread's slot, so a nested call (there is none) would get a fresh one.
+    let mut json = JSON.take();
+    let out = decode_object_in(bytes, limits, &mut json);
+    if json.capacity() <= MAX_KEPT_BUFFER_BYTES {
+        JSON.set(json);
+    }
+    out
+}
+
+/// Decodes an object, decompressing into `json` (cleared after, its room kept).
+fn decode_object_in(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    json: &mut Vec<u8>,
+) -> Result<DecodedObject, ObjectError> {
     if !is_gzip(bytes) {
         if bytes.len() > limits.max_object_bytes {
             return Err(GzipError::TooLarge {
@@ -131,15 +158,10 @@ pub fn decode_object(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedObjec
         }
         return decode_json(bytes, bytes.len(), limits);
     }
-    // Taken out of the thread's slot, so a nested call (there is none) would get a fresh one.
-    let mut json = JSON.take();
-    let out = decompress_into(bytes, limits.max_object_bytes, &mut json)
+    let out = decompress_into(bytes, limits.max_object_bytes, json)
         .map_err(ObjectError::from)
-        .and_then(|()| decode_json(&json, bytes.len(), limits));
-    if json.capacity() <= MAX_KEPT_BUFFER_BYTES {
-        json.clear();
-        JSON.set(json);
-    }
+        .and_then(|()| decode_json(json, bytes.len(), limits));
+    json.clear();
     out
 }
 
@@ -297,6 +319,44 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "2 records exceed max_records_per_object (1)"
+        );
+    }
+
+    fn gzip(json: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(json.as_bytes()).unwrap();
+        z.finish().unwrap()
+    }
+
+    /// A thread's kept buffer holds nothing of the last object: a large object, then a small one,
+    /// then a broken one, then the small one again decode as they do with a fresh buffer.
+    #[test]
+    fn a_reused_buffer_decodes_as_a_fresh_one() {
+        let big = format!(
+            r#"{{"Records":[{}]}}"#,
+            vec![KMS.replace("k1", "big"); 500].join(",")
+        );
+        let small = format!(r#"{{"Records":[{S3},{KMS}]}}"#);
+        let broken = gzip(&small);
+        let broken = &broken[..broken.len() - 9];
+        for object in [gzip(&big), gzip(&small), broken.to_vec(), gzip(&small)] {
+            let fresh = decode_object(&object, &limits());
+            let reused = decode_object_reusing(&object, &limits());
+            match (fresh, reused) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.stats, b.stats);
+                    assert_eq!(a.calls, b.calls);
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("fresh {:?} against reused {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
+        let kept = JSON.take();
+        assert!(
+            kept.is_empty() && kept.capacity() >= big.len(),
+            "{}",
+            kept.capacity()
         );
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use std::sync::Arc;
 
-use crate::decode::{decode_object, DecodeLimits, DecodedObject, ObjectError};
+use crate::decode::{decode_object_reusing, DecodeLimits, DecodedObject, ObjectError};
 use crate::retry::RetryPolicy;
 use crate::sources::s3::{fetch_object, AwsError};
 use crate::sources::ObjectRef;
@@ -118,7 +118,8 @@ impl Reader<'_> {
 }
 
 fn decode(bytes: &[u8], limits: &DecodeLimits) -> Read {
-    match decode_object(bytes, limits) {
+    // On replay's own decode threads (one per core): each keeps its buffer between objects.
+    match decode_object_reusing(bytes, limits) {
         Ok(d) => Read::Decoded(d),
         Err(e) => Read::Failed {
             kind: ObjectError::kind(&e),
