@@ -24,23 +24,38 @@ pub enum GzipError {
     TooLarge { limit: usize },
 }
 
-/// Whether `bytes` start as a gzip stream does.
-pub fn is_gzip(bytes: &[u8]) -> bool {
-    bytes.starts_with(&GZIP_MAGIC)
-}
-
 /// Returns the decompressed bytes of a gzip stream (several members are concatenated, as `gzip`
 /// does), or the input itself when it is not gzip. Stops reading once `max_bytes` is exceeded.
 pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, GzipError> {
+    let mut out = Vec::new();
+    let gzip = is_gzip(bytes);
+    decompress_with(bytes, max_bytes, &mut out)?;
+    Ok(if gzip {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(bytes)
+    })
+}
+
+/// As [`decompress`], into `buf` (see [`decompress_into`]) when `bytes` are gzip: the JSON, either
+/// `bytes` themselves or `buf`'s contents.
+pub fn decompress_with<'a>(
+    bytes: &'a [u8],
+    max_bytes: usize,
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8], GzipError> {
     if !is_gzip(bytes) {
         if bytes.len() > max_bytes {
             return Err(GzipError::TooLarge { limit: max_bytes });
         }
-        return Ok(Cow::Borrowed(bytes));
+        return Ok(bytes);
     }
-    let mut out = Vec::new();
-    decompress_into(bytes, max_bytes, &mut out)?;
-    Ok(Cow::Owned(out))
+    decompress_into(bytes, max_bytes, buf)?;
+    Ok(buf)
+}
+
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
 }
 
 /// Decompresses the gzip stream `bytes` (one member or several) into `out`, replacing what it

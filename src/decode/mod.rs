@@ -11,7 +11,7 @@ mod record;
 mod split;
 mod structural;
 
-pub use gzip::{decompress, decompress_into, is_gzip, GzipError};
+pub use gzip::{decompress, decompress_into, decompress_with, GzipError};
 pub(crate) use normalise::arn_account;
 pub use normalise::{normalise, op_class, NormaliseError};
 pub use object::{

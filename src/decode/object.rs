@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use memchr::memmem;
 
-use super::gzip::{decompress_into, is_gzip, GzipError};
+use super::gzip::{decompress_with, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
 use super::record::RawRecord;
 use super::split::{split_records, SplitError};
@@ -138,31 +138,20 @@ pub fn decode_object_reusing(
     let mut json = JSON.take();
     let out = decode_object_in(bytes, limits, &mut json);
     if json.capacity() <= MAX_KEPT_BUFFER_BYTES {
+        json.clear();
         JSON.set(json);
     }
     out
 }
 
-/// Decodes an object, decompressing into `json` (cleared after, its room kept).
+/// Decodes an object, decompressing into `buf` when it is gzip.
 fn decode_object_in(
     bytes: &[u8],
     limits: &DecodeLimits,
-    json: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
 ) -> Result<DecodedObject, ObjectError> {
-    if !is_gzip(bytes) {
-        if bytes.len() > limits.max_object_bytes {
-            return Err(GzipError::TooLarge {
-                limit: limits.max_object_bytes,
-            }
-            .into());
-        }
-        return decode_json(bytes, bytes.len(), limits);
-    }
-    let out = decompress_into(bytes, limits.max_object_bytes, json)
-        .map_err(ObjectError::from)
-        .and_then(|()| decode_json(json, bytes.len(), limits));
-    json.clear();
-    out
+    let json = decompress_with(bytes, limits.max_object_bytes, buf)?;
+    decode_json(json, bytes.len(), limits)
 }
 
 /// Decodes an object's JSON (`compressed` bytes as stored).
