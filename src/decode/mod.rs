@@ -3,6 +3,7 @@
 //! Pure: no I/O and no clock. `object` handles one object's bytes, `record` the borrowed view of a
 //! CloudTrail record, `normalise` the mapping from a record to a [`KmsCall`].
 
+mod extract;
 mod gzip;
 mod normalise;
 mod object;

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 
 use memchr::memmem;
 
+use super::extract::extract;
 use super::gzip::{decompress_with, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
 use super::record::RawRecord;
@@ -189,7 +190,10 @@ fn decode_json(
         // One UTF-8 check per record is cheaper than serde_json's check of every string.
         let parsed = std::str::from_utf8(raw)
             .map_err(|e| format!("invalid UTF-8: {e}"))
-            .and_then(|text| serde_json::from_str::<RawRecord>(text).map_err(|e| e.to_string()));
+            .and_then(|text| match extract(text) {
+                Some(record) => Ok(record),
+                None => serde_json::from_str::<RawRecord>(text).map_err(|e| e.to_string()),
+            });
         let record = match parsed {
             Ok(r) => r,
             Err(message) => {

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 
-type Str<'a> = Option<Cow<'a, str>>;
+pub(super) type Str<'a> = Option<Cow<'a, str>>;
 
 /// A string field, borrowed from the record when it has no escapes. (serde's own `Cow<str>`
 /// borrows only as a field's whole type, not inside an `Option`: every string was copied.)
@@ -36,7 +36,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
     Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RawRecord<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
@@ -67,7 +67,7 @@ pub struct RawRecord<'a> {
     pub resources: Option<Vec<Resource<'a>>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "text")]
@@ -86,14 +86,14 @@ pub struct UserIdentity<'a> {
     pub session_context: Option<SessionContext<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext<'a> {
     #[serde(borrow)]
     pub session_issuer: Option<SessionIssuer<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionIssuer<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "text")]
@@ -102,7 +102,7 @@ pub struct SessionIssuer<'a> {
     pub arn: Str<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestParameters<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
@@ -123,7 +123,7 @@ pub struct RequestParameters<'a> {
 }
 
 /// Only whether each service-identifying key is present matters.
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 pub struct EncryptionContext {
     #[serde(rename = "aws:s3:arn")]
     pub s3: Option<IgnoredAny>,
@@ -170,21 +170,21 @@ impl EncryptionContext {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResponseElements<'a> {
     #[serde(borrow)]
     pub key_metadata: Option<KeyMetadata<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyMetadata<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
     pub arn: Str<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, PartialEq, Deserialize, Default)]
 pub struct Resource<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "text")]
     pub kind: Str<'a>,
