@@ -6,7 +6,7 @@
 use crate::aggregate::{window_start, Dedupe, KeyCatalog, ObjectId};
 use crate::alerts::{self, Alert, AlertState, Firing};
 use crate::decode::KmsCall;
-use crate::rules::{EvalLimits, RuleEval, RuleKind, RuleSet};
+use crate::rules::{Dispatch, EvalLimits, RuleEval, RuleKind, RuleSet};
 pub use crate::totals::EngineCounters;
 use crate::totals::Totals;
 
@@ -87,6 +87,8 @@ pub enum Folded {
 pub struct Engine {
     config: EngineConfig,
     rules: Vec<RuleEval>,
+    /// Which of `rules` each call can concern (the rules never change after [`Engine::new`]).
+    dispatch: Dispatch,
     dedupe: Dedupe,
     catalog: KeyCatalog,
     totals: Totals,
@@ -126,6 +128,7 @@ impl Engine {
                 .into_iter()
                 .map(|r| RuleEval::new(r, config.window_secs, config.limits))
                 .collect(),
+            dispatch: Dispatch::default(),
             dedupe: Dedupe::new(config.max_dedupe_ids, config.max_dedupe_objects),
             catalog: KeyCatalog::new(config.max_keys, config.max_aliases),
             totals: Totals::new(config.max_report_rows),
@@ -173,8 +176,8 @@ impl Engine {
         }
         self.totals.record(call, key);
         let before = out.len();
-        for r in &mut self.rules {
-            r.on_call(call, key, &self.catalog, self.watermark, out);
+        for &i in self.dispatch.rules_for(&self.rules, call) {
+            self.rules[i as usize].on_call(call, key, &self.catalog, self.watermark, out);
         }
         self.tally(&out[before..]);
         self.max_event_time = Some(self.max_event_time.map_or(call.time, |m| m.max(call.time)));

@@ -8,7 +8,7 @@ mod model;
 mod eval;
 
 pub use builtin::{load_builtin, load_source, resolve, RuleSource, RulesError, BUILTIN_FILES};
-pub use eval::{EvalCounters, EvalLimits, RuleEval, SavedRule};
+pub use eval::{Dispatch, EvalCounters, EvalLimits, RuleEval, SavedRule, MAX_DISPATCH_OPERATIONS};
 pub use load::{load_dir, load_paths, load_texts, LoadError, RuleProblem};
 pub use model::*;
 

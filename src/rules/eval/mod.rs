@@ -2,12 +2,15 @@
 //!
 //! Pure: no I/O, no clock. The engine decides when windows close; each evaluator only reacts.
 
+mod dispatch;
 mod event;
 mod groups;
 mod unused;
 mod windowed;
 
 use std::fmt;
+
+pub use dispatch::{Dispatch, MAX_DISPATCH_OPERATIONS};
 
 use serde::{Deserialize, Serialize};
 
