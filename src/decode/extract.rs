@@ -34,8 +34,48 @@ fn once(seen: &mut u32, bit: u32) -> Option<()> {
     (was & (1 << bit) == 0).then_some(())
 }
 
-/// The index of the first `"`, `\` or control character at or after `j`, eight bytes at a time.
-fn string_stop(b: &[u8], mut j: usize) -> Option<usize> {
+/// The index of the first `"`, `\` or control character at or after `j`: sixteen bytes at a time
+/// with SSE2 (part of the x86_64 baseline), then eight at a time.
+fn string_stop(b: &[u8], j: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of the x86_64 baseline.
+    let j = match unsafe { sse2_string_stop(b, j) } {
+        Ok(found) => return Some(found),
+        Err(rest) => rest,
+    };
+    swar_string_stop(b, j)
+}
+
+/// [`string_stop`] sixteen bytes at a time: the stop, or where fewer than sixteen bytes remain.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn sse2_string_stop(b: &[u8], mut j: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let below_space = _mm_set1_epi8(0x1f);
+    while j + 16 <= b.len() {
+        // SAFETY: `b[j..j + 16]` is in bounds (checked just above); the load is unaligned.
+        let v = unsafe { _mm_loadu_si128(b.as_ptr().add(j).cast::<__m128i>()) };
+        let hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            // A byte is at most 0x1f exactly when the smaller of it and 0x1f is itself.
+            _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v),
+        );
+        let mask = _mm_movemask_epi8(hit);
+        if mask != 0 {
+            return Ok(j + mask.trailing_zeros() as usize);
+        }
+        j += 16;
+    }
+    Err(j)
+}
+
+/// [`string_stop`] eight bytes at a time.
+fn swar_string_stop(b: &[u8], mut j: usize) -> Option<usize> {
     const LO: u64 = u64::from_le_bytes([1; 8]);
     const HI: u64 = LO << 7;
     while let Some(chunk) = b.get(j..j + 8) {
@@ -43,7 +83,9 @@ fn string_stop(b: &[u8], mut j: usize) -> Option<usize> {
         let q = w ^ (LO * u64::from(b'"'));
         let s = w ^ (LO * u64::from(b'\\'));
         // The lowest flagged byte of each term is exact (borrows only run upwards).
-        let m = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (w.wrapping_sub(LO * 0x20) & !w))
+        let m = ((q.wrapping_sub(LO) & !q)
+            | (s.wrapping_sub(LO) & !s)
+            | (w.wrapping_sub(LO * 0x20) & !w))
             & HI;
         if m != 0 {
             return Some(j + (m.trailing_zeros() / 8) as usize);
@@ -72,7 +114,9 @@ impl<'a> Cur<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b()[self.i..].starts_with(word).then(|| self.i += word.len())
+        self.b()[self.i..]
+            .starts_with(word)
+            .then(|| self.i += word.len())
     }
 
     /// At `"`: a string without escapes, borrowed.
@@ -365,7 +409,11 @@ fn request_parameters<'a>(
     )
 }
 
-fn encryption_context(c: &mut Cur<'_>, e: &mut EncryptionContext, key: &str) -> Option<Option<u32>> {
+fn encryption_context(
+    c: &mut Cur<'_>,
+    e: &mut EncryptionContext,
+    key: &str,
+) -> Option<Option<u32>> {
     fields!(c, key;
         "aws:s3:arn" => e.s3, c.present();
         "aws:ebs:id" => e.ebs, c.present();

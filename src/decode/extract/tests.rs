@@ -4,8 +4,8 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
-use crate::decode::split_records;
 use crate::decode::normalise::KMS_EVENT_SOURCE;
+use crate::decode::split_records;
 
 fn serde(text: &str) -> Option<RawRecord<'_>> {
     serde_json::from_str(text).ok()
@@ -35,7 +35,10 @@ fn sample_records() -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-logs"), &mut out);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-logs"),
+        &mut out,
+    );
     out
 }
 
@@ -71,7 +74,8 @@ fn every_field_and_value_kind_is_read_as_serde_reads_it() {
     assert!(ctx.s3.is_none() && ctx.ebs.is_some() && ctx.secretsmanager.is_some());
     assert_eq!(p.bypass_policy_lockout_safety_check, Some(true));
     assert_eq!(fast.resources.as_ref().map(Vec::len), Some(2));
-    let spaced = " {\n\t\"eventName\" : \"Decrypt\" ,\r\n \"resources\" : [ ] , \"x\" : [ 1 , { } ] } \n";
+    let spaced =
+        " {\n\t\"eventName\" : \"Decrypt\" ,\r\n \"resources\" : [ ] , \"x\" : [ 1 , { } ] } \n";
     assert_eq!(extract(spaced), serde(spaced));
     assert!(extract(spaced).is_some());
 }
@@ -146,6 +150,23 @@ proptest! {
         let text: String = text.into_iter().collect();
         if let Some(fast) = extract(&text) {
             prop_assert_eq!(Some(fast), serde(&text), "{}", text);
+        }
+    }
+}
+
+proptest! {
+    /// Both scans stop where a plain byte-by-byte search does, from every starting point.
+    #[test]
+    fn string_scans_stop_at_the_first_quote_backslash_or_control(
+        bytes in prop::collection::vec(prop::sample::select(vec![b'a', b'"', b'\\', 0x1f, b' ', 0x7f, 0x80, 0xff, 0]), 0..80)
+    ) {
+        for from in 0..=bytes.len() {
+            let want = bytes[from..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .map(|k| from + k);
+            prop_assert_eq!(string_stop(&bytes, from), want);
+            prop_assert_eq!(swar_string_stop(&bytes, from), want);
         }
     }
 }

@@ -21,7 +21,7 @@ pub const MAX_DISPATCH_OPERATIONS: usize = 1_024;
 #[derive(Debug, Default)]
 pub struct Dispatch {
     /// By operation, the list of each shape (indexed by [`Shape::slot`]).
-    by_operation: HashMap<Box<str>, [Option<Box<[u32]>>; SHAPES], foldhash::fast::RandomState>,
+    by_operation: HashMap<Box<str>, ShapeLists, foldhash::fast::RandomState>,
     /// Scratch list for operations past [`MAX_DISPATCH_OPERATIONS`].
     uncached: Vec<u32>,
 }
@@ -35,6 +35,9 @@ struct Shape {
 }
 
 const SHAPES: usize = 8;
+
+/// One operation's rule lists, by [`Shape::slot`]; `None` until a call of the shape comes.
+type ShapeLists = [Option<Box<[u32]>>; SHAPES];
 
 impl Shape {
     fn of(call: &KmsCall) -> Shape {
@@ -65,7 +68,8 @@ fn may_take(rule: &Rule, operation: &str, shape: Shape) -> bool {
         OutcomeFilter::Ok => !shape.failed,
         OutcomeFilter::Failure => shape.failed,
     } && (f.error_codes.is_none() || shape.failed)
-        && f.cross_account.is_none_or(|want| want == shape.cross_account);
+        && f.cross_account
+            .is_none_or(|want| want == shape.cross_account);
     match &rule.kind {
         RuleKind::Unused { .. } => true,
         RuleKind::Ratio {
@@ -106,10 +110,7 @@ impl Dispatch {
         {
             return &self.uncached;
         }
-        let slot = &mut self
-            .by_operation
-            .entry(call.operation.clone())
-            .or_default()[slot];
+        let slot = &mut self.by_operation.entry(call.operation.clone()).or_default()[slot];
         slot.insert(self.uncached.as_slice().into())
     }
 }
@@ -134,7 +135,13 @@ mod tests {
             .collect();
         let mut dispatch = Dispatch::default();
         let mut sent = 0;
-        for operation in ["Decrypt", "Encrypt", "PutKeyPolicy", "CreateGrant", "Unheard"] {
+        for operation in [
+            "Decrypt",
+            "Encrypt",
+            "PutKeyPolicy",
+            "CreateGrant",
+            "Unheard",
+        ] {
             for (failed, cross) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut call = op(operation, "arn:aws:kms:us-east-1:111111111111:key/k", "p");
                 call.error_code = failed.then(|| "AccessDenied".into());
@@ -169,9 +176,18 @@ mod tests {
         }
         let decrypt = op("Decrypt", "k", "p");
         let to = dispatch.rules_for(&rules, &decrypt);
-        let ids: Vec<&str> = to.iter().map(|&i| rules[i as usize].rule.id.as_str()).collect();
-        assert!(ids.contains(&"decrypt-spike-key") && ids.contains(&"unused-key"), "{ids:?}");
-        assert!(!ids.contains(&"key-disabled") && !ids.contains(&"failed-decrypts"), "{ids:?}");
+        let ids: Vec<&str> = to
+            .iter()
+            .map(|&i| rules[i as usize].rule.id.as_str())
+            .collect();
+        assert!(
+            ids.contains(&"decrypt-spike-key") && ids.contains(&"unused-key"),
+            "{ids:?}"
+        );
+        assert!(
+            !ids.contains(&"key-disabled") && !ids.contains(&"failed-decrypts"),
+            "{ids:?}"
+        );
         assert!(sent < 40 * rules.len(), "{sent} of {}", 40 * rules.len());
     }
 
@@ -191,10 +207,14 @@ mod tests {
         }
         assert_eq!(dispatch.by_operation.len(), MAX_DISPATCH_OPERATIONS);
         let kept = dispatch.rules_for(&rules, &op("Made0", "k", "p")).to_vec();
-        let fresh = dispatch.rules_for(&rules, &op("MadeLater", "k", "p")).to_vec();
+        let fresh = dispatch
+            .rules_for(&rules, &op("MadeLater", "k", "p"))
+            .to_vec();
         assert_eq!(kept, fresh);
         assert_eq!(dispatch.by_operation.len(), MAX_DISPATCH_OPERATIONS);
-        let disable = dispatch.rules_for(&rules, &op("DisableKey", "k", "p")).to_vec();
+        let disable = dispatch
+            .rules_for(&rules, &op("DisableKey", "k", "p"))
+            .to_vec();
         assert!(disable.len() > fresh.len());
     }
 }
