@@ -36,6 +36,7 @@ fn once(seen: &mut u32, bit: u32) -> Option<()> {
 
 /// The index of the first `"`, `\` or control character at or after `j`: sixteen bytes at a time
 /// with SSE2 (part of the x86_64 baseline), then eight at a time.
+#[inline]
 fn string_stop(b: &[u8], j: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of the x86_64 baseline.
@@ -49,6 +50,7 @@ fn string_stop(b: &[u8], j: usize) -> Option<usize> {
 /// [`string_stop`] sixteen bytes at a time: the stop, or where fewer than sixteen bytes remain.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
+#[inline]
 fn sse2_string_stop(b: &[u8], mut j: usize) -> Result<usize, usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
@@ -99,14 +101,17 @@ fn swar_string_stop(b: &[u8], mut j: usize) -> Option<usize> {
 }
 
 impl<'a> Cur<'a> {
+    #[inline]
     fn b(&self) -> &'a [u8] {
         self.s.as_bytes()
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b().get(self.i).copied()
     }
 
+    #[inline]
     fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
             self.i += 1;
@@ -120,6 +125,7 @@ impl<'a> Cur<'a> {
     }
 
     /// At `"`: a string without escapes, borrowed.
+    #[inline]
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.i + 1;
         let end = string_stop(self.b(), start)?;
@@ -278,6 +284,7 @@ impl<'a> Cur<'a> {
     }
 
     /// `null` as `None`, or a string without escapes.
+    #[inline]
     fn text(&mut self) -> Option<Str<'a>> {
         match self.peek()? {
             b'"' => Some(Some(Cow::Borrowed(self.plain_string()?))),
