@@ -413,8 +413,22 @@ impl EvidenceIds {
         }
     }
 
+    /// How many ids are kept: a walk over the entries' tags and lengths (a full cell is asked
+    /// on each of its calls), equal to `iter().count()` for every buffer `keep` or `check` lets
+    /// through.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        let (mut at, mut n) = (0, 0);
+        while let Some(&tag) = self.0.get(at) {
+            at += match tag {
+                UUID_TAG => 1 + 16,
+                _ => match self.0.get(at + 1..at + 3) {
+                    Some(&[lo, hi]) => 3 + usize::from(u16::from_le_bytes([lo, hi])),
+                    _ => self.0.len(),
+                },
+            };
+            n += 1;
+        }
+        n
     }
 
     /// Whether `buf` is a buffer [`EvidenceIds::keep`] could have made (from a state file).
@@ -541,6 +555,7 @@ mod tests {
         }
         let kept = ids.to_strings();
         assert_eq!(kept.len(), MAX_EVIDENCE_IDS);
+        assert_eq!(ids.len(), MAX_EVIDENCE_IDS);
         assert_eq!((&*kept[0], &*kept[1], &*kept[9]), ("", "id-0", "id-8"));
         let json = serde_json::to_string(&ids).unwrap();
         assert!(json.starts_with(r#"["","id-0","id-1""#), "{json}");
@@ -570,6 +585,7 @@ mod tests {
             kept.keep(id);
         }
         assert_eq!(kept.to_strings(), ids);
+        assert_eq!(kept.len(), ids.len());
         assert_eq!(EvidenceIds::one(ids[0]).0.len(), 17);
         assert_eq!(EvidenceIds::one(ids[1]).0.len(), 3 + 36);
     }
