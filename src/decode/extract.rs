@@ -487,12 +487,25 @@ pub(super) fn extract(text: &str) -> Option<RawRecord<'_>> {
         depth: 0,
     };
     c.ws();
+    let (r, end) = extract_at(text, c.i)?;
+    c.i = end;
+    c.ws();
+    (c.i == text.len()).then_some(r)
+}
+
+/// The record that starts at `text[start]` (a `{`) and where it ends (the index after its `}`),
+/// or `None` to leave it to serde: what follows the record is not looked at.
+pub(super) fn extract_at(text: &str, start: usize) -> Option<(RawRecord<'_>, usize)> {
+    let mut c = Cur {
+        s: text,
+        i: start,
+        depth: 0,
+    };
     if c.peek()? != b'{' {
         return None;
     }
     let r = c.object(record)??;
-    c.ws();
-    (c.i == text.len()).then_some(r)
+    Some((r, c.i))
 }
 
 #[cfg(test)]

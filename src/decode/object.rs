@@ -4,11 +4,12 @@ use std::cell::RefCell;
 
 use memchr::memmem;
 
-use super::extract::extract;
+use super::extract::{extract, extract_at};
 use super::gzip::{decompress_with, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
 use super::record::RawRecord;
-use super::split::{split_records, SplitError};
+use super::split::{skip_value, split_records, walk_records, SplitError};
+use super::structural::skip_object;
 use super::KmsCall;
 
 /// Per-object limits. Both guard against hostile or broken objects.
@@ -102,7 +103,7 @@ impl ObjectError {
 pub const MAX_RECORD_ERRORS_KEPT: usize = 20;
 
 /// What one object yielded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodedObject {
     /// KMS calls in record order.
     pub calls: Vec<KmsCall>,
@@ -155,31 +156,118 @@ fn decode_object_in(
     decode_json(json, bytes.len(), limits)
 }
 
-/// Decodes an object's JSON (`compressed` bytes as stored).
+/// Decodes an object's JSON (`compressed` bytes as stored): in one pass when it is valid UTF-8
+/// throughout, as CloudTrail writes it; else record by record, so that a record with invalid
+/// UTF-8 is rejected alone.
 fn decode_json(
     json: &[u8],
     compressed: usize,
     limits: &DecodeLimits,
 ) -> Result<DecodedObject, ObjectError> {
-    let records = split_records(json).map_err(|e| match e {
+    if let Ok(text) = simdutf8::basic::from_utf8(json) {
+        match decode_text(text, compressed, limits) {
+            Ok(out) => return Ok(out),
+            Err(Stop::Split(e)) => return Err(object_error(e)),
+            Err(Stop::Redo) => {}
+        }
+    }
+    decode_records(json, compressed, limits)
+}
+
+fn object_error(e: SplitError) -> ObjectError {
+    match e {
         SplitError::NoRecords => ObjectError::NoRecords,
         e => ObjectError::NotJson(e.to_string()),
+    }
+}
+
+/// Why [`decode_text`] stopped.
+enum Stop {
+    /// The file's structure is broken.
+    Split(SplitError),
+    /// Too many records, or a duplicated `Records` key: [`decode_records`] does it again (and
+    /// says which) as it always did.
+    Redo,
+}
+
+impl From<SplitError> for Stop {
+    fn from(e: SplitError) -> Self {
+        Stop::Split(e)
+    }
+}
+
+/// Decodes valid UTF-8 JSON in one walk over it, with the results of [`decode_records`]. A
+/// record that does not contain the next mention of KMS is skipped (its end found by the
+/// structural scan, which stops at that mention); one that does is parsed straight from the
+/// file by [`extract_at`], which finds its end too, so a KMS record is scanned once, not twice.
+fn decode_text(
+    text: &str,
+    compressed: usize,
+    limits: &DecodeLimits,
+) -> Result<DecodedObject, Stop> {
+    let json = text.as_bytes();
+    let mut out = DecodedObject::of(compressed, json);
+    let finder = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
+    // The first mention of KMS at or after the current record's start; `None`: no more.
+    let mut mention = finder.find(json);
+    let mut seen = 0;
+    let count = walk_records(json, |start| {
+        let index = seen;
+        seen += 1;
+        if index >= limits.max_records_per_object {
+            return Err(Stop::Redo);
+        }
+        if mention.is_some_and(|m| m < start) {
+            mention = finder.find(&json[start..]).map(|k| start + k);
+        }
+        let Some(at) = mention else {
+            out.stats.non_kms_records += 1;
+            return Ok(skip_value(json, start)?);
+        };
+        if json[start] == b'{' {
+            // The record ends before the mention: it has none (the needle holds no brace).
+            if let Some(end) = skip_object(&json[..at], start) {
+                out.stats.non_kms_records += 1;
+                return Ok(end);
+            }
+            if let Some((record, end)) = extract_at(text, start) {
+                out.record(index, &record);
+                return Ok(end);
+            }
+        }
+        let end = skip_value(json, start)?;
+        // The needle holds no closing brace, bracket or quote: a value that contains the
+        // mention ends after it.
+        if end <= at {
+            out.stats.non_kms_records += 1;
+        } else {
+            out.candidate(index, &text[start..end]);
+        }
+        Ok(end)
     })?;
+    if count != seen {
+        return Err(Stop::Redo);
+    }
+    out.stats.records = count as u64;
+    Ok(out)
+}
+
+/// Decodes an object's JSON record by record: the records split out first, each checked for
+/// UTF-8 on its own.
+fn decode_records(
+    json: &[u8],
+    compressed: usize,
+    limits: &DecodeLimits,
+) -> Result<DecodedObject, ObjectError> {
+    let records = split_records(json).map_err(object_error)?;
     if records.len() > limits.max_records_per_object {
         return Err(ObjectError::TooManyRecords {
             count: records.len(),
             limit: limits.max_records_per_object,
         });
     }
-    let mut out = DecodedObject {
-        stats: DecodeStats {
-            compressed_bytes: compressed as u64,
-            decompressed_bytes: json.len() as u64,
-            records: records.len() as u64,
-            ..DecodeStats::default()
-        },
-        ..DecodedObject::default()
-    };
+    let mut out = DecodedObject::of(compressed, json);
+    out.stats.records = records.len() as u64;
     let finder = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
     for (index, raw) in records.iter().enumerate() {
         // Cheap rejection: a record that does not mention KMS anywhere is not a KMS call.
@@ -187,35 +275,12 @@ fn decode_json(
             out.stats.non_kms_records += 1;
             continue;
         }
-        // One UTF-8 check per record is cheaper than serde_json's check of every string.
-        let parsed = std::str::from_utf8(raw)
-            .map_err(|e| format!("invalid UTF-8: {e}"))
-            .and_then(|text| match extract(text) {
-                Some(record) => Ok(record),
-                None => serde_json::from_str::<RawRecord>(text).map_err(|e| e.to_string()),
-            });
-        let record = match parsed {
-            Ok(r) => r,
-            Err(message) => {
-                out.reject(RecordError {
-                    index,
-                    event_id: None,
-                    message,
-                });
-                continue;
-            }
-        };
-        if record.event_source.as_deref() != Some(KMS_EVENT_SOURCE) {
-            out.stats.non_kms_records += 1;
-            continue;
-        }
-        out.stats.kms_records += 1;
-        match normalise(&record) {
-            Ok(call) => out.calls.push(call),
+        match std::str::from_utf8(raw) {
+            Ok(text) => out.candidate(index, text),
             Err(e) => out.reject(RecordError {
                 index,
-                event_id: record.event_id.as_deref().map(str::to_owned),
-                message: e.to_string(),
+                event_id: None,
+                message: format!("invalid UTF-8: {e}"),
             }),
         }
     }
@@ -223,6 +288,51 @@ fn decode_json(
 }
 
 impl DecodedObject {
+    /// Nothing decoded yet of an object of `compressed` bytes and this `json`.
+    fn of(compressed: usize, json: &[u8]) -> Self {
+        DecodedObject {
+            stats: DecodeStats {
+                compressed_bytes: compressed as u64,
+                decompressed_bytes: json.len() as u64,
+                ..DecodeStats::default()
+            },
+            ..DecodedObject::default()
+        }
+    }
+
+    /// Record `index`, which mentions KMS: parsed (the fast path, else serde_json, which names
+    /// what is wrong), and kept when it is a KMS call.
+    fn candidate(&mut self, index: usize, text: &str) {
+        match extract(text) {
+            Some(record) => self.record(index, &record),
+            None => match serde_json::from_str::<RawRecord>(text) {
+                Ok(record) => self.record(index, &record),
+                Err(e) => self.reject(RecordError {
+                    index,
+                    event_id: None,
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Record `index`, parsed: a KMS call, normalised, or another service's record.
+    fn record(&mut self, index: usize, record: &RawRecord) {
+        if record.event_source.as_deref() != Some(KMS_EVENT_SOURCE) {
+            self.stats.non_kms_records += 1;
+            return;
+        }
+        self.stats.kms_records += 1;
+        match normalise(record) {
+            Ok(call) => self.calls.push(call),
+            Err(e) => self.reject(RecordError {
+                index,
+                event_id: record.event_id.as_deref().map(str::to_owned),
+                message: e.to_string(),
+            }),
+        }
+    }
+
     fn reject(&mut self, e: RecordError) {
         self.stats.malformed_records += 1;
         if self.record_errors.len() < MAX_RECORD_ERRORS_KEPT {
@@ -242,6 +352,150 @@ mod tests {
 
     fn limits() -> DecodeLimits {
         DecodeLimits::default()
+    }
+
+    /// The JSON of every log file of the sample logs (digests and others without records too).
+    fn sample_files() -> Vec<Vec<u8>> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("reading sample-logs") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.to_string_lossy().ends_with(".json.gz") {
+                    let bytes = std::fs::read(&path).unwrap();
+                    out.push(
+                        super::super::decompress(&bytes, usize::MAX)
+                            .unwrap()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        walk(&repo.join("sample-logs"), &mut out);
+        out.sort();
+        out
+    }
+
+    /// [`decode_text`], as [`decode_json`] answers for it; `None` when it leaves the file to
+    /// [`decode_records`].
+    fn one_pass(text: &str, limits: &DecodeLimits) -> Option<Result<DecodedObject, ObjectError>> {
+        match decode_text(text, 7, limits) {
+            Ok(out) => Some(Ok(out)),
+            Err(Stop::Split(e)) => Some(Err(object_error(e))),
+            Err(Stop::Redo) => None,
+        }
+    }
+
+    fn next(rng: &mut u64, n: usize) -> usize {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        (*rng % n as u64) as usize
+    }
+
+    /// The one-pass decode answers exactly as the record-by-record one: on the sample logs, and
+    /// on files made of their records mixed with broken records, values that are not objects,
+    /// mentions of KMS outside `eventSource`, other keys, a duplicated `Records` key, too many
+    /// records and truncated files.
+    #[test]
+    fn one_pass_answers_as_record_by_record() {
+        let files = sample_files();
+        let mut pieces: Vec<String> = Vec::new();
+        for json in &files {
+            let text = std::str::from_utf8(json).unwrap();
+            assert_eq!(
+                one_pass(text, &limits()),
+                Some(decode_records(json, 7, &limits()))
+            );
+            if pieces.len() < 3000 {
+                if let Ok(records) = split_records(json) {
+                    pieces.extend(
+                        records
+                            .iter()
+                            .map(|r| String::from_utf8(r.to_vec()).unwrap()),
+                    );
+                }
+            }
+        }
+        pieces.extend(
+            [
+                KMS,
+                S3,
+                S3_SSE,
+                r#""kms.amazonaws.com""#,
+                r#"["kms.amazonaws.com", {"eventSource": "kms.amazonaws.com"}]"#,
+                "7",
+                "null",
+                r#"{"eventSource":"kms\u002eamazonaws.com","eventName":"Decrypt"}"#,
+                r#"{"eventSource":"kms.amazonaws.com","eventSource":"kms.amazonaws.com"}"#,
+                r#"{"eventName":"Decrypt","eventSource":"kms.amazonaws.com"}"#,
+            ]
+            .map(String::from),
+        );
+        let kms = pieces
+            .iter()
+            .filter(|p| p.contains(KMS_EVENT_SOURCE))
+            .count();
+        assert!(
+            kms > 500 && kms < pieces.len() - 500,
+            "{kms} of {}",
+            pieces.len()
+        );
+        const JUNK: [&str; 9] = ["{", "}", "[", "]", ",", ":", "\"", "\\", "é"];
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        // Files left to the record-by-record decode, broken files, and calls the one pass found.
+        let (mut redone, mut broken, mut calls) = (0, 0, 0);
+        for _ in 0..3000 {
+            let mut records: Vec<String> = (0..next(&mut rng, 12))
+                .map(|_| pieces[next(&mut rng, pieces.len())].clone())
+                .collect();
+            if !records.is_empty() && next(&mut rng, 3) == 0 {
+                // One record broken: a piece of structure put in, or its text cut short.
+                let r = next(&mut rng, records.len());
+                let cuts: Vec<usize> = records[r].char_indices().map(|(i, _)| i).collect();
+                let at = cuts[next(&mut rng, cuts.len())];
+                if next(&mut rng, 2) == 0 {
+                    records[r].insert_str(at, JUNK[next(&mut rng, JUNK.len())]);
+                } else {
+                    records[r].truncate(at);
+                }
+            }
+            let list = format!("[{}]", records.join(","));
+            let mut doc = match next(&mut rng, 6) {
+                0 => format!(r#"{{"Records":{list},"Records":[{S3}]}}"#),
+                1 => format!(r#"{{"Records":[{KMS}],"Records":{list}}}"#),
+                2 => format!(r#" {{ "x" : [1,{{"y":"}}"}}] , "Records" : {list} , "z" : null }} "#),
+                _ => format!(r#"{{"Records":{list}}}"#),
+            };
+            if next(&mut rng, 10) == 0 {
+                let cuts: Vec<usize> = doc.char_indices().map(|(i, _)| i).collect();
+                doc.truncate(cuts[next(&mut rng, cuts.len())]);
+            }
+            let limits = DecodeLimits {
+                max_records_per_object: [
+                    usize::MAX,
+                    usize::MAX,
+                    records.len(),
+                    records.len().max(1) - 1,
+                ][next(&mut rng, 4)],
+                ..limits()
+            };
+            let slow = decode_records(doc.as_bytes(), 7, &limits);
+            match one_pass(&doc, &limits) {
+                Some(fast) => {
+                    assert_eq!(fast, slow, "{doc}");
+                    calls += fast.map_or(0, |o| o.calls.len());
+                }
+                None => redone += 1,
+            }
+            broken += usize::from(slow.is_err());
+        }
+        assert!(
+            redone > 300 && broken > 300 && calls > 2000,
+            "{redone} {broken} {calls}"
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn skip_string(b: &[u8], i: usize) -> Result<usize, SplitError> {
 }
 
 /// Skips one value starting at `i` (no leading whitespace); returns the index after it.
-fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
+pub(super) fn skip_value(b: &[u8], mut i: usize) -> Result<usize, SplitError> {
     match b.get(i) {
         None => Err(SplitError::Eof { at: i }),
         Some(b'"') => skip_string(b, i),
@@ -118,6 +118,25 @@ fn separator(
 
 /// The raw bytes of each element of the top-level `Records` array.
 pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
+    let mut list = Vec::new();
+    let count = walk_records(b, |start| {
+        let end = skip_value(b, start)?;
+        list.push(&b[start..end]);
+        Ok::<_, SplitError>(end)
+    })?;
+    // A duplicated `Records` key: the last array is the file's, as serde_json would read it.
+    Ok(list.split_off(list.len() - count))
+}
+
+/// Walks a log file's structure, checking it as [`split_records`] does, and hands the start of
+/// each element of the top-level `Records` array to `each`, which returns where the element ends
+/// (the index after it): it may parse the element itself, or call [`skip_value`]. Returns how
+/// many elements the last `Records` array had (`each` sees the elements of every one, should the
+/// key be duplicated). An error of `each` ends the walk.
+pub(super) fn walk_records<E: From<SplitError>>(
+    b: &[u8],
+    mut each: impl FnMut(usize) -> Result<usize, E>,
+) -> Result<usize, E> {
     let mut i = expect(
         b,
         ws(b, 0),
@@ -127,34 +146,35 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
     let mut records = None;
     i = ws(b, i);
     if b.get(i) == Some(&b'}') {
-        return Err(SplitError::NoRecords);
+        return Err(SplitError::NoRecords.into());
     }
     loop {
         i = ws(b, i);
         if b.get(i) != Some(&b'"') {
-            return match b.get(i) {
-                None => Err(SplitError::Eof { at: i }),
-                Some(&c) => Err(SplitError::Unexpected {
+            return Err(match b.get(i) {
+                None => SplitError::Eof { at: i },
+                Some(&c) => SplitError::Unexpected {
                     at: i,
                     found: c as char,
                     expected: "a key",
-                }),
-            };
+                },
+            }
+            .into());
         }
         let key_end = skip_string(b, i)?;
         let key = &b[i + 1..key_end - 1];
         i = ws(b, expect(b, ws(b, key_end), b':', "':'")?);
         if key == b"Records" {
             i = expect(b, i, b'[', "'[' (Records is an array)")?;
-            let mut list = Vec::new();
+            let mut count = 0;
             i = ws(b, i);
             if b.get(i) == Some(&b']') {
                 i += 1;
             } else {
                 loop {
                     let start = ws(b, i);
-                    i = skip_value(b, start)?;
-                    list.push(&b[start..i]);
+                    i = each(start)?;
+                    count += 1;
                     let (next, closed) = separator(b, i, b']', "',' or ']'")?;
                     i = next;
                     if closed {
@@ -162,7 +182,7 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
                     }
                 }
             }
-            records = Some(list);
+            records = Some(count);
         } else {
             i = skip_value(b, i)?;
         }
@@ -178,9 +198,10 @@ pub fn split_records(b: &[u8]) -> Result<Vec<&[u8]>, SplitError> {
             at: end,
             found: b[end] as char,
             expected: "the end of the file",
-        });
+        }
+        .into());
     }
-    records.ok_or(SplitError::NoRecords)
+    records.ok_or_else(|| SplitError::NoRecords.into())
 }
 
 #[cfg(test)]

@@ -121,18 +121,23 @@ mod tests {
     use crate::rules::test_support::op;
     use crate::rules::{load_dir, RuleEval};
 
+    /// The rules of the repository's `rules/`, ready to evaluate.
+    fn shipped() -> Vec<RuleEval> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        load_dir(&dir)
+            .unwrap()
+            .rules
+            .into_iter()
+            .map(|r| RuleEval::new(r, 300, Default::default()))
+            .collect()
+    }
+
     /// Every shipped rule whose filter takes a call is among the rules the call is dispatched
     /// to, for calls of every shape; and a call is not sent to rules only other operations
     /// concern.
     #[test]
     fn a_call_reaches_every_rule_that_can_take_it_and_not_the_others() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let rules: Vec<RuleEval> = load_dir(&dir)
-            .unwrap()
-            .rules
-            .into_iter()
-            .map(|r| RuleEval::new(r, 300, Default::default()))
-            .collect();
+        let rules = shipped();
         let mut dispatch = Dispatch::default();
         let mut sent = 0;
         for operation in [
@@ -194,13 +199,7 @@ mod tests {
     /// Past the cap of kept operations, calls are still dispatched correctly.
     #[test]
     fn operations_past_the_cap_are_judged_each_time() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let rules: Vec<RuleEval> = load_dir(&dir)
-            .unwrap()
-            .rules
-            .into_iter()
-            .map(|r| RuleEval::new(r, 300, Default::default()))
-            .collect();
+        let rules = shipped();
         let mut dispatch = Dispatch::default();
         for i in 0..MAX_DISPATCH_OPERATIONS {
             dispatch.rules_for(&rules, &op(&format!("Made{i}"), "k", "p"));
