@@ -125,7 +125,7 @@ impl<'a> Cur<'a> {
     }
 
     /// At `"`: a string without escapes, borrowed.
-    #[inline]
+    #[inline(always)]
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.i + 1;
         let end = string_stop(self.b(), start)?;
