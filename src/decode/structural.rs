@@ -45,13 +45,13 @@ fn scalar(b: &[u8], from: usize, to: usize, st: &mut State) -> Option<usize> {
 pub(super) fn skip_object(b: &[u8], i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
+        if avx2::detected() {
+            // SAFETY: the CPU has AVX2, PCLMULQDQ and POPCNT (checked just above).
             return unsafe { avx2::skip_object(b, i) };
         }
         // SAFETY: `masks` is given a pointer to 64 readable bytes; SSE2 is part of the x86_64
         // baseline.
-        blocks(b, i, |p| unsafe { sse2::masks(p) })
+        blocks(b, i, |p| unsafe { sse2::masks(p) }, prefix_xor)
     }
     #[cfg(not(target_arch = "x86_64"))]
     scalar(b, i, b.len(), &mut State::default())
@@ -70,7 +70,12 @@ struct Masks {
 /// readable bytes); inlined into each instruction set's caller so the masks are too.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn blocks(b: &[u8], i: usize, masks: impl Fn(*const u8) -> Masks) -> Option<usize> {
+fn blocks(
+    b: &[u8],
+    i: usize,
+    masks: impl Fn(*const u8) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) -> Option<usize> {
     let mut st = State::default();
     let mut p = i;
     while p + 64 <= b.len() {
@@ -84,7 +89,15 @@ fn blocks(b: &[u8], i: usize, masks: impl Fn(*const u8) -> Masks) -> Option<usiz
             let carry = if st.in_string { !0u64 } else { 0 };
             let in_string = prefix_xor(m.quote) ^ carry;
             st.in_string = in_string >> 63 == 1;
-            let mut structural = (m.open | m.close) & !in_string;
+            let (open, close) = (m.open & !in_string, m.close & !in_string);
+            // Fewer closing braces than the depth: the object cannot end in this block.
+            let closes = close.count_ones() as usize;
+            if st.depth > closes {
+                st.depth = st.depth + open.count_ones() as usize - closes;
+                p += 64;
+                continue;
+            }
+            let mut structural = open | close;
             while structural != 0 {
                 let bit = structural.trailing_zeros();
                 if m.open >> bit & 1 == 1 {
@@ -150,18 +163,43 @@ mod sse2 {
 mod avx2 {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+        _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set1_epi8, _mm_set_epi64x,
     };
 
     use super::{blocks, Masks};
 
-    /// [`super::skip_object`] with AVX2: half the compares of SSE2.
+    /// Whether the CPU has what [`skip_object`] uses (every CPU with AVX2 has the other two).
+    pub(super) fn detected() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("popcnt")
+    }
+
+    /// [`super::skip_object`] with AVX2: half the compares of SSE2, the prefix XOR in one
+    /// carry-less multiplication, brace counts by POPCNT.
     ///
     /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
+    /// The CPU must support AVX2, PCLMULQDQ and POPCNT ([`detected`]).
+    #[target_feature(enable = "avx2,pclmulqdq,popcnt")]
     pub(super) unsafe fn skip_object(b: &[u8], i: usize) -> Option<usize> {
-        // SAFETY: `blocks` passes pointers to 64 readable bytes; AVX2 is enabled here.
-        blocks(b, i, |p| unsafe { masks(p) })
+        // SAFETY: `blocks` passes pointers to 64 readable bytes; the features are enabled here.
+        blocks(
+            b,
+            i,
+            |p| unsafe { masks(p) },
+            |x| unsafe { clmul_prefix_xor(x) },
+        )
+    }
+
+    /// [`super::prefix_xor`]: `x` multiplied by all ones without carries.
+    ///
+    /// # Safety
+    /// The CPU must support PCLMULQDQ.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    pub(super) unsafe fn clmul_prefix_xor(x: u64) -> u64 {
+        let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+        _mm_cvtsi128_si64(product) as u64
     }
 
     /// The masks of the 64 bytes at `p`, 32 at a time.
@@ -221,9 +259,10 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `blocks` passes pointers to 64 readable bytes; SSE2 is baseline.
-                assert_eq!(blocks(b, 0, |p| unsafe { sse2::masks(p) }), want, "{c}");
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2.
+                let sse2 = blocks(b, 0, |p| unsafe { sse2::masks(p) }, prefix_xor);
+                assert_eq!(sse2, want, "{c}");
+                if avx2::detected() {
+                    // SAFETY: the CPU has the features.
                     assert_eq!(unsafe { avx2::skip_object(b, 0) }, want, "{c}");
                 }
             }
@@ -235,5 +274,18 @@ mod tests {
     fn prefix_xor_marks_inside_quotes() {
         assert_eq!(prefix_xor(0b0100_0100), 0b0011_1100);
         assert_eq!(prefix_xor(1 << 63), 1 << 63);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("pclmulqdq") {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for _ in 0..1000 {
+                // SAFETY: the CPU has PCLMULQDQ.
+                assert_eq!(
+                    unsafe { avx2::clmul_prefix_xor(x) },
+                    prefix_xor(x),
+                    "{x:#x}"
+                );
+                x = x.rotate_left(7).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            }
+        }
     }
 }
