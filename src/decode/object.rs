@@ -237,11 +237,11 @@ fn decode_text(
         }
         let end = skip_value(json, start)?;
         // The needle holds no closing brace, bracket or quote: a value that contains the
-        // mention ends after it.
+        // mention ends after it. The fast path has had its go (it takes only objects).
         if end <= at {
             out.stats.non_kms_records += 1;
         } else {
-            out.candidate(index, &text[start..end]);
+            out.parse_slowly(index, &text[start..end]);
         }
         Ok(end)
     })?;
@@ -305,14 +305,19 @@ impl DecodedObject {
     fn candidate(&mut self, index: usize, text: &str) {
         match extract(text) {
             Some(record) => self.record(index, &record),
-            None => match serde_json::from_str::<RawRecord>(text) {
-                Ok(record) => self.record(index, &record),
-                Err(e) => self.reject(RecordError {
-                    index,
-                    event_id: None,
-                    message: e.to_string(),
-                }),
-            },
+            None => self.parse_slowly(index, text),
+        }
+    }
+
+    /// Record `index`, which mentions KMS and which the fast path left: parsed by serde_json.
+    fn parse_slowly(&mut self, index: usize, text: &str) {
+        match serde_json::from_str::<RawRecord>(text) {
+            Ok(record) => self.record(index, &record),
+            Err(e) => self.reject(RecordError {
+                index,
+                event_id: None,
+                message: e.to_string(),
+            }),
         }
     }
 
