@@ -200,19 +200,21 @@ impl Totals {
         let key = key.unwrap_or("");
         let failed = call.error_code.is_some();
         let crypto = call.class == OpClass::Crypto;
-        if !self.keys.contains_key(key) {
-            if self.keys.len() >= self.max_rows {
+        // One lookup for a known key; a new one is looked up again once, when it is inserted.
+        let full = self.keys.len() >= self.max_rows;
+        let totals = match self.keys.get_mut(key) {
+            Some(t) => Some(t),
+            None if full => {
                 self.overflow = self.overflow.saturating_add(1);
-            } else {
-                let t = KeyTotals {
-                    first_seen: call.time,
-                    last_seen: call.time,
-                    ..KeyTotals::default()
-                };
-                self.keys.insert(key.into(), t);
+                None
             }
-        }
-        if let Some(t) = self.keys.get_mut(key) {
+            None => Some(self.keys.entry(key.into()).or_insert(KeyTotals {
+                first_seen: call.time,
+                last_seen: call.time,
+                ..KeyTotals::default()
+            })),
+        };
+        if let Some(t) = totals {
             t.calls = t.calls.saturating_add(1);
             t.failures = t.failures.saturating_add(u64::from(failed));
             match t.by_operation.get_mut(&*call.operation) {
@@ -240,22 +242,35 @@ impl Totals {
             max: self.max_rows,
             overflow: &mut self.overflow,
         };
-        let principal = &*call.principal;
+        // Each name is looked up once and shared by the tables (interned when a row needs it).
+        let mut syms = CallSyms::new(
+            rows.names,
+            [
+                key,
+                &call.principal,
+                &call.service,
+                &call.operation,
+                call.outcome(),
+            ],
+        );
+        const KEY: usize = 0;
         rows.bump_kps(
             &mut self.kps,
-            [key, principal, &call.service],
+            &mut syms,
             (call.service_source as usize, call.time, failed),
         );
         rows.bump(
             &mut self.koo,
-            [key, &call.operation, call.outcome()],
+            &mut syms,
+            [KEY, 3, 4],
             |s| s,
             |n| *n = n.saturating_add(1),
         );
         let day = call.time.div_euclid(DAY_SECS);
         rows.bump(
             &mut self.daily,
-            [key],
+            &mut syms,
+            [KEY],
             |[k]| (k, day),
             |d| {
                 if crypto {
@@ -267,9 +282,11 @@ impl Totals {
             },
         );
         if let Some(alias) = alias_named(call, key) {
+            let mut syms = CallSyms::new(rows.names, [alias_target(call, key), alias]);
             rows.bump(
                 &mut self.aliases,
-                [alias_target(call, key), alias],
+                &mut syms,
+                [0, 1],
                 |s| s,
                 |n| *n = n.saturating_add(1),
             );
@@ -464,23 +481,18 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// [`Rows::bump`] for the per-key sorted rows of `kps`: adds a call (its inference step,
-    /// time and failure).
-    fn bump_kps(
+    /// [`Rows::bump`] for the per-key sorted rows of `kps`, keyed by the first three of `syms`
+    /// (key, principal, service): adds a call (its inference step, time and failure).
+    fn bump_kps<const N: usize>(
         &mut self,
         kps: &mut Kps,
-        [key, principal, service]: [&str; 3],
+        syms: &mut CallSyms<'_, N>,
         call: (usize, i64, bool),
     ) {
         let find = |rows: &[KpsRow], p: Sym, s: Sym| {
             rows.binary_search_by(|r| (r.principal, r.service).cmp(&(p, s)))
         };
-        let known = (
-            self.names.get(key),
-            self.names.get(principal),
-            self.names.get(service),
-        );
-        if let (Some(k), Some(p), Some(s)) = known {
+        if let Some([k, p, s]) = syms.known([0, 1, 2]) {
             if let Some(rows) = kps.by_key.get_mut(&k) {
                 if let Ok(i) = find(rows, p, s) {
                     Kps::add(&mut kps.wide, k, &mut rows[i], call);
@@ -492,11 +504,7 @@ impl Rows<'_> {
             *self.overflow = self.overflow.saturating_add(1);
             return;
         }
-        let (k, p, s) = (
-            self.names.intern(key),
-            self.names.intern(principal),
-            self.names.intern(service),
-        );
+        let [k, p, s] = syms.intern(self.names, [0, 1, 2]);
         let rows = kps.by_key.entry(k).or_default();
         let i = match find(rows, p, s) {
             Ok(i) => i,
@@ -518,19 +526,17 @@ impl Rows<'_> {
         Kps::add(&mut kps.wide, k, &mut rows[i], call);
     }
 
-    fn bump<const N: usize, K: Hash + Eq, V: Default>(
+    /// Adds to `map`'s row keyed by the names of `syms` at `parts` (made into the map's key by
+    /// `key`), creating the row (and interning its names) when there is room.
+    fn bump<const N: usize, const M: usize, K: Hash + Eq, V: Default>(
         &mut self,
         map: &mut Map<K, V>,
-        parts: [&str; N],
-        key: impl Fn([Sym; N]) -> K,
+        syms: &mut CallSyms<'_, N>,
+        parts: [usize; M],
+        key: impl Fn([Sym; M]) -> K,
         f: impl FnOnce(&mut V),
     ) {
-        let mut known = [Sym::default(); N];
-        let all_known = parts
-            .iter()
-            .zip(&mut known)
-            .all(|(p, k)| self.names.get(p).map(|s| *k = s).is_some());
-        if all_known {
+        if let Some(known) = syms.known(parts) {
             if let Some(v) = map.get_mut(&key(known)) {
                 f(v);
                 return;
@@ -540,8 +546,37 @@ impl Rows<'_> {
             *self.overflow = self.overflow.saturating_add(1);
             return;
         }
-        let k = key(parts.map(|p| self.names.intern(p)));
-        f(map.entry(k).or_default());
+        f(map.entry(key(syms.intern(self.names, parts))).or_default());
+    }
+}
+
+/// The names of one call and their ids: each looked up once, interned only when a row that gets
+/// a place needs it, in the order the rows ask (so the same calls give the same ids).
+struct CallSyms<'s, const N: usize> {
+    parts: [&'s str; N],
+    syms: [Option<Sym>; N],
+}
+
+impl<'s, const N: usize> CallSyms<'s, N> {
+    fn new(names: &Names, parts: [&'s str; N]) -> Self {
+        CallSyms {
+            parts,
+            syms: parts.map(|p| names.get(p)),
+        }
+    }
+
+    /// The ids of the names at `at`, if all are interned.
+    fn known<const M: usize>(&self, at: [usize; M]) -> Option<[Sym; M]> {
+        let mut out = [Sym::default(); M];
+        for (o, i) in out.iter_mut().zip(at) {
+            *o = self.syms[i]?;
+        }
+        Some(out)
+    }
+
+    /// The ids of the names at `at`, interning those that are new, in order.
+    fn intern<const M: usize>(&mut self, names: &mut Names, at: [usize; M]) -> [Sym; M] {
+        at.map(|i| *self.syms[i].get_or_insert_with(|| names.intern(self.parts[i])))
     }
 }
 
