@@ -21,7 +21,7 @@ pub(super) struct UnusedState {
     next_boundary: Option<i64>,
     /// Key -> time and eventID of its latest matching use.
     #[serde(serialize_with = "crate::serde_sorted::map")]
-    last_use: Map<Box<str>, (i64, Box<str>)>,
+    last_use: Map<Box<str>, (i64, String)>,
     /// Keys alerted on -> the time they have been idle since.
     #[serde(serialize_with = "crate::serde_sorted::map")]
     fired: Map<Box<str>, i64>,
@@ -118,7 +118,8 @@ impl UnusedState {
             .get_or_insert(window_start(call.time, self.len) + self.len);
         let Some(key) = key else { return };
         let unused_for = Self::unused_for(rule);
-        if let Some(info) = catalog.get(key) {
+        let info = catalog.get(key);
+        if let Some(info) = info {
             self.next_due = self.next_due.min(
                 info.first_seen
                     .max(self.watch_from)
@@ -136,19 +137,25 @@ impl UnusedState {
         // takes failed calls must not remember every made-up key a flood of failures names.
         if !rule.filter.matches(call, Some(key))
             || !Self::eligible(rule, key)
-            || catalog.get(key).is_none()
+            || info.is_none()
         {
             return;
         }
         match self.last_use.get_mut(key) {
             Some(last) if last.0 >= call.time => {}
-            Some(last) => *last = (call.time, call.event_id.clone()),
+            Some(last) => {
+                // In place: a key in steady use moves its latest use on at nearly every call.
+                last.0 = call.time;
+                last.1.clear();
+                last.1.push_str(&call.event_id);
+            }
             None => {
                 self.last_use
-                    .insert(key.into(), (call.time, call.event_id.clone()));
+                    .insert(key.into(), (call.time, call.event_id.to_string()));
             }
         }
-        if let Some(since) = self.fired.remove(key) {
+        let fired = (!self.fired.is_empty()).then(|| self.fired.remove(key));
+        if let Some(since) = fired.flatten() {
             let summary = format!(
                 "resolved: key {key} was used again at {} by {} ({}) after {} days",
                 format_rfc3339(call.time),
