@@ -135,10 +135,7 @@ impl UnusedState {
         }
         // Only catalogued keys are judged, so only their uses are tracked: a rule whose filter
         // takes failed calls must not remember every made-up key a flood of failures names.
-        if !rule.filter.matches(call, Some(key))
-            || !Self::eligible(rule, key)
-            || info.is_none()
-        {
+        if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) || info.is_none() {
             return;
         }
         match self.last_use.get_mut(key) {
