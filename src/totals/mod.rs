@@ -253,16 +253,17 @@ impl Totals {
                 call.outcome(),
             ],
         );
-        const KEY: usize = 0;
+        let [key_at, principal_at, service_at, operation_at, outcome_at] = [0, 1, 2, 3, 4];
         rows.bump_kps(
             &mut self.kps,
             &mut syms,
+            [key_at, principal_at, service_at],
             (call.service_source as usize, call.time, failed),
         );
         rows.bump(
             &mut self.koo,
             &mut syms,
-            [KEY, 3, 4],
+            [key_at, operation_at, outcome_at],
             |s| s,
             |n| *n = n.saturating_add(1),
         );
@@ -270,7 +271,7 @@ impl Totals {
         rows.bump(
             &mut self.daily,
             &mut syms,
-            [KEY],
+            [key_at],
             |[k]| (k, day),
             |d| {
                 if crypto {
@@ -481,18 +482,19 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// [`Rows::bump`] for the per-key sorted rows of `kps`, keyed by the first three of `syms`
-    /// (key, principal, service): adds a call (its inference step, time and failure).
+    /// [`Rows::bump`] for the per-key sorted rows of `kps`, keyed by the names of `syms` at
+    /// `at` (key, principal, service): adds a call (its inference step, time and failure).
     fn bump_kps<const N: usize>(
         &mut self,
         kps: &mut Kps,
         syms: &mut CallSyms<'_, N>,
+        at: [usize; 3],
         call: (usize, i64, bool),
     ) {
         let find = |rows: &[KpsRow], p: Sym, s: Sym| {
             rows.binary_search_by(|r| (r.principal, r.service).cmp(&(p, s)))
         };
-        if let Some([k, p, s]) = syms.known([0, 1, 2]) {
+        if let Some([k, p, s]) = syms.known(at) {
             if let Some(rows) = kps.by_key.get_mut(&k) {
                 if let Ok(i) = find(rows, p, s) {
                     Kps::add(&mut kps.wide, k, &mut rows[i], call);
@@ -504,7 +506,7 @@ impl Rows<'_> {
             *self.overflow = self.overflow.saturating_add(1);
             return;
         }
-        let [k, p, s] = syms.intern(self.names, [0, 1, 2]);
+        let [k, p, s] = syms.intern(self.names, at);
         let rows = kps.by_key.entry(k).or_default();
         let i = match find(rows, p, s) {
             Ok(i) => i,

@@ -151,8 +151,13 @@ impl UnusedState {
                     .insert(key.into(), (call.time, call.event_id.to_string()));
             }
         }
-        let fired = (!self.fired.is_empty()).then(|| self.fired.remove(key));
-        if let Some(since) = fired.flatten() {
+        // Nearly always empty: no key to hash then.
+        let fired = if self.fired.is_empty() {
+            None
+        } else {
+            self.fired.remove(key)
+        };
+        if let Some(since) = fired {
             let summary = format!(
                 "resolved: key {key} was used again at {} by {} ({}) after {} days",
                 format_rfc3339(call.time),
