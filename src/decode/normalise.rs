@@ -9,8 +9,25 @@ pub const KMS_EVENT_SOURCE: &str = "kms.amazonaws.com";
 const AWS_INTERNAL: &str = "AWS Internal";
 const SERVICE_SUFFIX: &str = ".amazonaws.com";
 
-/// Operations that use key material. Everything else is management.
-const CRYPTO_OPERATIONS: &[&str] = &[
+/// The operations that use key material, listed once: as the arms of one `match` in
+/// [`op_class`] (which runs for every call), and as a list for the tests. Everything else is
+/// management.
+macro_rules! crypto_operations {
+    ($($op:literal,)*) => {
+        /// Operations that use key material. Everything else is management.
+        #[cfg(test)]
+        const CRYPTO_OPERATIONS: &[&str] = &[$($op),*];
+
+        pub fn op_class(operation: &str) -> OpClass {
+            match operation {
+                $($op)|* => OpClass::Crypto,
+                _ => OpClass::Management,
+            }
+        }
+    };
+}
+
+crypto_operations!(
     "Decrypt",
     "DeriveSharedSecret",
     "Encrypt",
@@ -26,7 +43,7 @@ const CRYPTO_OPERATIONS: &[&str] = &[
     "Sign",
     "Verify",
     "VerifyMac",
-];
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormaliseError {
@@ -34,14 +51,6 @@ pub enum NormaliseError {
     Missing(&'static str),
     #[error("invalid eventTime {0:?} (expected RFC 3339, e.g. 2026-03-02T00:12:03Z)")]
     BadTime(String),
-}
-
-pub fn op_class(operation: &str) -> OpClass {
-    if CRYPTO_OPERATIONS.binary_search(&operation).is_ok() {
-        OpClass::Crypto
-    } else {
-        OpClass::Management
-    }
 }
 
 /// `AccessDenied` and `AccessDeniedException` are one error; empty codes are no error.
@@ -395,10 +404,33 @@ mod tests {
     }
 
     #[test]
-    fn crypto_operations_are_sorted_for_binary_search() {
+    fn crypto_operations_are_listed_once_and_classed_crypto() {
         assert!(CRYPTO_OPERATIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(CRYPTO_OPERATIONS
+            .iter()
+            .all(|op| op_class(op) == OpClass::Crypto));
+        assert_eq!(op_class("decrypt"), OpClass::Management);
         assert_eq!(op_class("GenerateDataKeyWithoutPlaintext"), OpClass::Crypto);
         assert_eq!(op_class("ScheduleKeyDeletion"), OpClass::Management);
+    }
+
+    #[test]
+    fn arn_account_is_the_fifth_field_unless_empty() {
+        for arn in [
+            "arn:aws:kms:eu-west-1:111122223333:key/k",
+            "arn:aws:iam::111122223333:role/app",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:eu-west-1:111122223333",
+            "arn:aws:kms:eu-west-1:",
+            "arn:aws:kms:eu-west-1",
+            "a:b:c:d:e:f:g",
+            "::::",
+            ":::::",
+            "",
+        ] {
+            let want = arn.split(':').nth(4).filter(|a| !a.is_empty());
+            assert_eq!(arn_account(arn), want, "{arn}");
+        }
     }
 
     #[test]

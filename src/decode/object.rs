@@ -9,7 +9,7 @@ use super::gzip::{decompress_with, GzipError};
 use super::normalise::{normalise, KMS_EVENT_SOURCE};
 use super::record::RawRecord;
 use super::split::{skip_value, split_records, walk_records, SplitError};
-use super::structural::skip_object;
+use super::structural::{scan_object, Found};
 use super::KmsCall;
 
 /// Per-object limits. Both guard against hostile or broken objects.
@@ -196,20 +196,18 @@ impl From<SplitError> for Stop {
     }
 }
 
-/// Decodes valid UTF-8 JSON in one walk over it, with the results of [`decode_records`]. A
-/// record that does not contain the next mention of KMS is skipped (its end found by the
-/// structural scan, which stops at that mention); one that does is parsed straight from the
-/// file by [`extract_at`], which finds its end too, so a KMS record is scanned once, not twice.
+/// Decodes valid UTF-8 JSON in one walk over it, with the results of [`decode_records`]. Each
+/// record is scanned for its end and for a mention of KMS in the same pass: one without is skipped
+/// there; one with is parsed straight from the file by [`extract_at`] (which finds its end too),
+/// so a KMS record is scanned up to its mention and parsed once, and no byte is searched twice.
 fn decode_text(
     text: &str,
     compressed: usize,
     limits: &DecodeLimits,
 ) -> Result<DecodedObject, Stop> {
     let json = text.as_bytes();
+    let needle = KMS_EVENT_SOURCE.as_bytes();
     let mut out = DecodedObject::of(compressed, json);
-    let finder = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
-    // The first mention of KMS at or after the current record's start; `None`: no more.
-    let mut mention = finder.find(json);
     let mut seen = 0;
     let count = walk_records(json, |start| {
         let index = seen;
@@ -217,28 +215,26 @@ fn decode_text(
         if index >= limits.max_records_per_object {
             return Err(Stop::Redo);
         }
-        if mention.is_some_and(|m| m < start) {
-            mention = finder.find(&json[start..]).map(|k| start + k);
-        }
-        let Some(at) = mention else {
-            out.stats.non_kms_records += 1;
-            return Ok(skip_value(json, start)?);
-        };
-        if json[start] == b'{' {
-            // The record ends before the mention: it has none (the needle holds no brace).
-            if let Some(end) = skip_object(&json[..at], start) {
-                out.stats.non_kms_records += 1;
-                return Ok(end);
-            }
-            if let Some((record, end)) = extract_at(text, start) {
-                out.record(index, &record);
-                return Ok(end);
+        if json.get(start) == Some(&b'{') {
+            match scan_object(json, start, needle) {
+                Some(Found::End(end)) => {
+                    out.stats.non_kms_records += 1;
+                    return Ok(end);
+                }
+                Some(Found::Mention) => {
+                    if let Some((record, end)) = extract_at(text, start) {
+                        out.record(index, &record);
+                        return Ok(end);
+                    }
+                }
+                // Cut short: `skip_value` says where.
+                None => {}
             }
         }
+        // Not an object, or one the fast path left: the value's end, then serde_json for it if it
+        // mentions KMS. The fast path has had its go (it takes only objects).
         let end = skip_value(json, start)?;
-        // The needle holds no closing brace, bracket or quote: a value that contains the
-        // mention ends after it. The fast path has had its go (it takes only objects).
-        if end <= at {
+        if memmem::find(&json[start..end], needle).is_none() {
             out.stats.non_kms_records += 1;
         } else {
             out.parse_slowly(index, &text[start..end]);

@@ -1,6 +1,7 @@
-//! Finds the end of a JSON object fast: 64 bytes at a time, quote and brace bitmasks with AVX2
-//! (SSE2 where the CPU lacks it), a prefix XOR for "inside a string", and a scalar stepper for
-//! blocks with backslashes (rare in CloudTrail) and for the tail. Other architectures use the
+//! Finds the end of a JSON object fast, or the first mention of a needle before it (replay's
+//! test for a KMS record, in the same pass): 64 bytes at a time, quote and brace bitmasks with
+//! AVX2 (SSE2 where the CPU lacks it), a prefix XOR for "inside a string", and a scalar stepper
+//! for blocks with backslashes (rare in CloudTrail) and for the tail. Other architectures use the
 //! scalar stepper throughout.
 
 /// Scanning state carried across blocks.
@@ -12,9 +13,36 @@ struct State {
     escape: bool,
 }
 
-/// Steps byte by byte over `b[from..to]`; returns the index after the object's closing brace.
-fn scalar(b: &[u8], from: usize, to: usize, st: &mut State) -> Option<usize> {
+/// What a scan from an object's `{` found first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// The index after the object's closing brace.
+    End(usize),
+    /// The needle [`scan_object`] watches for, before the object's end (anywhere: in a key, in a
+    /// string, between values).
+    Mention,
+}
+
+/// Whether `needle` starts at `b[at]`.
+#[inline]
+fn mention_at(b: &[u8], at: usize, needle: &[u8]) -> bool {
+    b.get(at..at + needle.len()) == Some(needle)
+}
+
+/// Steps byte by byte over `b[from..to]`: the object's end, or a mention of `needle` before it.
+fn scalar(
+    b: &[u8],
+    from: usize,
+    to: usize,
+    st: &mut State,
+    needle: Option<&[u8]>,
+) -> Option<Found> {
     for (k, &c) in b[from..to].iter().enumerate() {
+        if let Some(n) = needle {
+            if c == n[0] && mention_at(b, from + k, n) {
+                return Some(Found::Mention);
+            }
+        }
         if st.in_string {
             if st.escape {
                 st.escape = false;
@@ -31,7 +59,7 @@ fn scalar(b: &[u8], from: usize, to: usize, st: &mut State) -> Option<usize> {
             b'}' => {
                 st.depth = st.depth.saturating_sub(1);
                 if st.depth == 0 {
-                    return Some(from + k + 1);
+                    return Some(Found::End(from + k + 1));
                 }
             }
             _ => {}
@@ -43,47 +71,76 @@ fn scalar(b: &[u8], from: usize, to: usize, st: &mut State) -> Option<usize> {
 /// `b[i]` is `{`: the index after its matching `}`, or `None` if the input ends first. Brackets
 /// are not counted: inside an object they balance whenever its braces do.
 pub(super) fn skip_object(b: &[u8], i: usize) -> Option<usize> {
+    match scan(b, i, None)? {
+        Found::End(end) => Some(end),
+        Found::Mention => unreachable!("no needle is watched for"),
+    }
+}
+
+/// `b[i]` is `{`: as [`skip_object`], but a mention of `needle` (not empty) before the object's
+/// end is found first, in the same pass. `None`: the input ends first, without a mention.
+pub(super) fn scan_object(b: &[u8], i: usize, needle: &[u8]) -> Option<Found> {
+    assert!(!needle.is_empty(), "an empty needle is everywhere");
+    scan(b, i, Some(needle))
+}
+
+fn scan(b: &[u8], i: usize, needle: Option<&[u8]>) -> Option<Found> {
     #[cfg(target_arch = "x86_64")]
     {
         if avx2::detected() {
             // SAFETY: the CPU has AVX2, PCLMULQDQ and POPCNT (checked just above).
-            return unsafe { avx2::skip_object(b, i) };
+            return unsafe { avx2::scan(b, i, needle) };
         }
         // SAFETY: `masks` is given a pointer to 64 readable bytes; SSE2 is part of the x86_64
         // baseline.
-        blocks(b, i, |p| unsafe { sse2::masks(p) }, prefix_xor)
+        blocks(
+            b,
+            i,
+            needle,
+            |p, f| unsafe { sse2::masks(p, f) },
+            prefix_xor,
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
-    scalar(b, i, b.len(), &mut State::default())
+    scalar(b, i, b.len(), &mut State::default(), needle)
 }
 
-/// Bitmasks of `"`, `\`, `{` and `}` in 64 bytes (bit k: byte k).
+/// Bitmasks of `"`, `\`, `{`, `}` and of the needle's first byte (0 when none is watched for)
+/// in 64 bytes (bit k: byte k).
 #[cfg(target_arch = "x86_64")]
 struct Masks {
     quote: u64,
     backslash: u64,
     open: u64,
     close: u64,
+    first: u64,
 }
 
-/// [`skip_object`] a 64-byte block at a time, `masks` reading a block (given a pointer to 64
-/// readable bytes); inlined into each instruction set's caller so the masks are too.
+/// [`scan`] a 64-byte block at a time, `masks` reading a block (given a pointer to 64 readable
+/// bytes, and the needle's first byte if any); inlined into each instruction set's caller so the
+/// masks are too.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn blocks(
     b: &[u8],
     i: usize,
-    masks: impl Fn(*const u8) -> Masks,
+    needle: Option<&[u8]>,
+    masks: impl Fn(*const u8, Option<u8>) -> Masks,
     prefix_xor: impl Fn(u64) -> u64,
-) -> Option<usize> {
+) -> Option<Found> {
     let mut st = State::default();
     let mut p = i;
     while p + 64 <= b.len() {
         // `p + 64 <= b.len()`: the 64 bytes read are in bounds.
-        let m = masks(b[p..].as_ptr());
+        let m = masks(b[p..].as_ptr(), needle.map(|n| n[0]));
+        // The block's first mention, if any: it counts only before the object's end.
+        let mention = match needle {
+            Some(n) if m.first != 0 => first_mention(b, p, m.first, n),
+            _ => None,
+        };
         if m.backslash != 0 || st.escape {
-            if let Some(end) = scalar(b, p, p + 64, &mut st) {
-                return Some(end);
+            if let Some(found) = scalar(b, p, p + 64, &mut st, needle) {
+                return Some(found);
             }
         } else {
             let carry = if st.in_string { !0u64 } else { 0 };
@@ -93,6 +150,9 @@ fn blocks(
             // Fewer closing braces than the depth: the object cannot end in this block.
             let closes = close.count_ones() as usize;
             if st.depth > closes {
+                if mention.is_some() {
+                    return Some(Found::Mention);
+                }
                 st.depth = st.depth + open.count_ones() as usize - closes;
                 p += 64;
                 continue;
@@ -105,15 +165,40 @@ fn blocks(
                 } else {
                     st.depth = st.depth.saturating_sub(1);
                     if st.depth == 0 {
-                        return Some(p + bit as usize + 1);
+                        let end = p + bit as usize + 1;
+                        if mention.is_some_and(|at| at < end) {
+                            return Some(Found::Mention);
+                        }
+                        return Some(Found::End(end));
                     }
                 }
                 structural &= structural - 1;
             }
+            if mention.is_some() {
+                return Some(Found::Mention);
+            }
         }
         p += 64;
     }
-    scalar(b, p, b.len(), &mut st)
+    scalar(b, p, b.len(), &mut st, needle)
+}
+
+/// The first index of the block at `p` where `needle` starts, among the bits of `first` (where
+/// its first byte is). A candidate is judged by its first four bytes in one compare before the
+/// whole needle is: in CloudTrail the needle's first byte is common, the four rarely.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn first_mention(b: &[u8], p: usize, mut first: u64, needle: &[u8]) -> Option<usize> {
+    let head = |s: &[u8]| s.first_chunk::<4>().map(|h| u32::from_le_bytes(*h));
+    let want = head(needle);
+    while first != 0 {
+        let at = p + first.trailing_zeros() as usize;
+        if (want.is_none() || head(&b[at..]) == want) && mention_at(b, at, needle) {
+            return Some(at);
+        }
+        first &= first - 1;
+    }
+    None
 }
 
 /// Bit k set when an odd number of bits 0..=k of `x` are set.
@@ -136,12 +221,12 @@ mod sse2 {
 
     use super::Masks;
 
-    /// The masks of the 64 bytes at `p`, 16 at a time.
+    /// The masks of the 64 bytes at `p`, 16 at a time (`first`: the needle's first byte).
     ///
     /// # Safety
     /// `p..p + 64` must be readable.
     #[inline(always)]
-    pub(super) unsafe fn masks(p: *const u8) -> Masks {
+    pub(super) unsafe fn masks(p: *const u8, first: Option<u8>) -> Masks {
         let chunks: [__m128i; 4] = std::array::from_fn(|k| _mm_loadu_si128(p.add(16 * k).cast()));
         let find = |c: u8| {
             let needle = _mm_set1_epi8(c as i8);
@@ -155,6 +240,7 @@ mod sse2 {
             backslash: find(b'\\'),
             open: find(b'{'),
             close: find(b'}'),
+            first: first.map_or(0, find),
         }
     }
 }
@@ -166,7 +252,7 @@ mod avx2 {
         _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set1_epi8, _mm_set_epi64x,
     };
 
-    use super::{blocks, Masks};
+    use super::{blocks, Found, Masks};
 
     /// Whether the CPU has what [`skip_object`] uses (every CPU with AVX2 has the other two).
     pub(super) fn detected() -> bool {
@@ -175,18 +261,19 @@ mod avx2 {
             && std::arch::is_x86_feature_detected!("popcnt")
     }
 
-    /// [`super::skip_object`] with AVX2: half the compares of SSE2, the prefix XOR in one
-    /// carry-less multiplication, brace counts by POPCNT.
+    /// [`super::scan`] with AVX2: half the compares of SSE2, the prefix XOR in one carry-less
+    /// multiplication, brace counts by POPCNT.
     ///
     /// # Safety
     /// The CPU must support AVX2, PCLMULQDQ and POPCNT ([`detected`]).
     #[target_feature(enable = "avx2,pclmulqdq,popcnt")]
-    pub(super) unsafe fn skip_object(b: &[u8], i: usize) -> Option<usize> {
+    pub(super) unsafe fn scan(b: &[u8], i: usize, needle: Option<&[u8]>) -> Option<Found> {
         // SAFETY: `blocks` passes pointers to 64 readable bytes; the features are enabled here.
         blocks(
             b,
             i,
-            |p| unsafe { masks(p) },
+            needle,
+            |p, first| unsafe { masks(p, first) },
             |x| unsafe { clmul_prefix_xor(x) },
         )
     }
@@ -202,13 +289,13 @@ mod avx2 {
         _mm_cvtsi128_si64(product) as u64
     }
 
-    /// The masks of the 64 bytes at `p`, 32 at a time.
+    /// The masks of the 64 bytes at `p`, 32 at a time (`first`: the needle's first byte).
     ///
     /// # Safety
     /// `p..p + 64` must be readable and the CPU must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn masks(p: *const u8) -> Masks {
+    unsafe fn masks(p: *const u8, first: Option<u8>) -> Masks {
         let lo: __m256i = _mm256_loadu_si256(p.cast());
         let hi: __m256i = _mm256_loadu_si256(p.add(32).cast());
         let find = |c: u8| {
@@ -222,6 +309,7 @@ mod avx2 {
             backslash: find(b'\\'),
             open: find(b'{'),
             close: find(b'}'),
+            first: first.map_or(0, find),
         }
     }
 }
@@ -231,7 +319,21 @@ mod tests {
     use super::*;
 
     fn reference(b: &[u8]) -> Option<usize> {
-        scalar(b, 0, b.len(), &mut State::default())
+        match scalar(b, 0, b.len(), &mut State::default(), None)? {
+            Found::End(end) => Some(end),
+            Found::Mention => unreachable!(),
+        }
+    }
+
+    /// The scan's answer from first principles: the end, unless the needle occurs before it.
+    fn reference_scan(b: &[u8], needle: &[u8]) -> Option<Found> {
+        let mention = memchr::memmem::find(b, needle);
+        match (reference(b), mention) {
+            (Some(end), Some(at)) if at < end => Some(Found::Mention),
+            (Some(end), _) => Some(Found::End(end)),
+            (None, Some(_)) => Some(Found::Mention),
+            (None, None) => None,
+        }
     }
 
     #[test]
@@ -259,15 +361,70 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `blocks` passes pointers to 64 readable bytes; SSE2 is baseline.
-                let sse2 = blocks(b, 0, |p| unsafe { sse2::masks(p) }, prefix_xor);
-                assert_eq!(sse2, want, "{c}");
+                let sse2 = blocks(b, 0, None, |p, f| unsafe { sse2::masks(p, f) }, prefix_xor);
+                assert_eq!(sse2, want.map(Found::End), "{c}");
                 if avx2::detected() {
                     // SAFETY: the CPU has the features.
-                    assert_eq!(unsafe { avx2::skip_object(b, 0) }, want, "{c}");
+                    assert_eq!(
+                        unsafe { avx2::scan(b, 0, None) },
+                        want.map(Found::End),
+                        "{c}"
+                    );
                 }
             }
         }
         assert_eq!(skip_object(inner.as_bytes(), 0), Some(inner.len()));
+    }
+
+    #[test]
+    fn a_mention_before_the_end_is_found_in_every_position_and_one_after_it_is_not() {
+        let needle = b"kms.amazonaws.com";
+        let mut cases = Vec::new();
+        for pad in 0..140 {
+            let filler = "q".repeat(pad);
+            // In a string, in a key, after an escape, split across blocks, or only after the end.
+            cases.push(format!(
+                r#"{{"a":"{filler}","s":"kms.amazonaws.com","z":1}}"#
+            ));
+            cases.push(format!(r#"{{"{filler}kms.amazonaws.com":{{"x":"}}"}}}}"#));
+            cases.push(format!(r#"{{"a":"{filler}\"kms.amazonaws.com\""}}"#));
+            cases.push(format!(r#"{{"a":"{filler}"}},{{"s":"kms.amazonaws.com"}}"#));
+            cases.push(format!(
+                r#"{{"a":"{filler}k","b":"kms.amazonaws.co","c":"kkms"}}kms.amazonaws.com"#
+            ));
+            cases.push(format!(r#"{{"a":"{filler}","s":"kms.amazonaws.com"#));
+            cases.push(format!(r#"{{"a":"{filler}"#));
+        }
+        for c in &cases {
+            let (b, want) = (c.as_bytes(), reference_scan(c.as_bytes(), needle));
+            assert_eq!(scan_object(b, 0, needle), want, "{c}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `blocks` passes pointers to 64 readable bytes; SSE2 is baseline.
+                let sse2 = blocks(
+                    b,
+                    0,
+                    Some(needle),
+                    |p, f| unsafe { sse2::masks(p, f) },
+                    prefix_xor,
+                );
+                assert_eq!(sse2, want, "{c}");
+                if avx2::detected() {
+                    // SAFETY: the CPU has the features.
+                    assert_eq!(unsafe { avx2::scan(b, 0, Some(needle)) }, want, "{c}");
+                }
+            }
+        }
+        // The cases do reach both answers.
+        let ends = cases
+            .iter()
+            .filter(|c| matches!(scan_object(c.as_bytes(), 0, needle), Some(Found::End(_))))
+            .count();
+        assert!(
+            ends > 100 && ends < cases.len() - 100,
+            "{ends} of {}",
+            cases.len()
+        );
     }
 
     #[test]

@@ -307,13 +307,22 @@ fn group_of(dims: &[Dim], key: &str) -> Group {
     )
 }
 
-/// Event ids kept as evidence, at most [`MAX_EVIDENCE_IDS`], in one allocation. CloudTrail event
-/// ids are lowercase UUIDs: such an id is kept as a tag byte and its 16 bytes; any other id as a
-/// tag byte, its length (2 bytes) and its bytes. A window cell of a busy group holds ten, 17
-/// bytes each instead of the 36 of the text (and the 64 of heap a `Box<str>` each once cost).
-/// Saved as the list of ids in readable formats (a JSON dump), as the buffer in binary ones.
+/// Event ids kept as evidence, at most [`MAX_EVIDENCE_IDS`]. CloudTrail event ids are lowercase
+/// UUIDs: such an id is kept as a tag byte and its 16 bytes; any other id as a tag byte, its
+/// length (2 bytes) and its bytes, all in one allocation. A window cell of a busy group holds ten,
+/// 17 bytes each instead of the 36 of the text (and the 64 of heap a `Box<str>` each once cost).
+/// A single UUID, what most cells of a rule over many groups hold, is kept inline, without an
+/// allocation. Saved as the list of ids in readable formats (a JSON dump), as the entries' bytes
+/// in binary ones (one inline UUID as its 17-byte entry, so the state format is the same).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct EvidenceIds(Box<[u8]>);
+pub(super) enum EvidenceIds {
+    #[default]
+    None,
+    /// Exactly one id, a canonical UUID: its bytes.
+    Uuid([u8; 16]),
+    /// The entries of any other list (never of a lone UUID, so that equal lists compare equal).
+    Entries(Box<[u8]>),
+}
 
 /// Tags of [`EvidenceIds`] entries.
 const UUID_TAG: u8 = 0;
@@ -358,30 +367,80 @@ impl EvidenceIds {
         if self.len() >= MAX_EVIDENCE_IDS {
             return;
         }
-        // Exactly the entry's room, in a boxed slice (16 bytes in the cell, not a Vec's 24): at
+        let uuid = canonical_uuid(id);
+        if let (EvidenceIds::None, Some(u)) = (&*self, uuid) {
+            *self = EvidenceIds::Uuid(u.into_bytes());
+            return;
+        }
+        let room = match (uuid, u16::try_from(id.len())) {
+            (Some(_), _) => 1 + 16,
+            (None, Ok(_)) => 3 + id.len(),
+            (None, Err(_)) => return,
+        };
+        // Exactly the entries' room, in a boxed slice (16 bytes in the cell, not a Vec's 24): at
         // most ten entries, so growing by doubling would save few copies and leave a cell of ten
         // UUIDs with 272 bytes for 170.
-        let mut buf = std::mem::take(&mut self.0).into_vec();
-        if let Some(u) = canonical_uuid(id) {
-            buf.reserve_exact(1 + 16);
-            buf.push(UUID_TAG);
-            buf.extend_from_slice(u.as_bytes());
-        } else if let Ok(n) = u16::try_from(id.len()) {
-            buf.reserve_exact(3 + id.len());
-            buf.push(TEXT_TAG);
-            buf.extend_from_slice(&n.to_le_bytes());
-            buf.extend_from_slice(id.as_bytes());
+        let mut buf = match std::mem::take(self) {
+            EvidenceIds::None => Vec::with_capacity(room),
+            EvidenceIds::Uuid(first) => {
+                let mut buf = Vec::with_capacity(1 + 16 + room);
+                buf.push(UUID_TAG);
+                buf.extend_from_slice(&first);
+                buf
+            }
+            EvidenceIds::Entries(buf) => {
+                let mut buf = buf.into_vec();
+                buf.reserve_exact(room);
+                buf
+            }
+        };
+        match uuid {
+            Some(u) => {
+                buf.push(UUID_TAG);
+                buf.extend_from_slice(u.as_bytes());
+            }
+            None => {
+                buf.push(TEXT_TAG);
+                buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
+                buf.extend_from_slice(id.as_bytes());
+            }
         }
-        self.0 = buf.into_boxed_slice();
+        *self = EvidenceIds::from_entries(buf);
+    }
+
+    /// The ids whose entries `buf` holds (checked by [`EvidenceIds::check`], or made by `keep`).
+    fn from_entries(buf: Vec<u8>) -> Self {
+        match buf.split_first() {
+            None => EvidenceIds::None,
+            Some((&UUID_TAG, bytes)) if bytes.len() == 16 => {
+                EvidenceIds::Uuid(bytes.try_into().expect("sixteen bytes"))
+            }
+            Some(_) => EvidenceIds::Entries(buf.into_boxed_slice()),
+        }
+    }
+
+    /// The entries' bytes, as a binary format saves them.
+    fn entries(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            EvidenceIds::None => (&[][..]).into(),
+            EvidenceIds::Uuid(bytes) => [&[UUID_TAG][..], bytes].concat().into(),
+            EvidenceIds::Entries(buf) => (&buf[..]).into(),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = EventId<'_>> {
-        let mut rest = &self.0[..];
-        std::iter::from_fn(move || {
+        let (first, mut rest) = match self {
+            EvidenceIds::None => (None, &[][..]),
+            EvidenceIds::Uuid(bytes) => {
+                (Some(EventId::Uuid(uuid::Uuid::from_bytes(*bytes))), &[][..])
+            }
+            EvidenceIds::Entries(buf) => (None, &buf[..]),
+        };
+        first.into_iter().chain(std::iter::from_fn(move || {
             let (id, tail) = Self::entry(rest).ok()??;
             rest = tail;
             Some(id)
-        })
+        }))
     }
 
     /// The entry at the start of `buf` and what follows it; `None` at the end, an error for bytes
@@ -417,13 +476,18 @@ impl EvidenceIds {
     /// on each of its calls), equal to `iter().count()` for every buffer `keep` or `check` lets
     /// through.
     pub fn len(&self) -> usize {
+        let buf = match self {
+            EvidenceIds::None => return 0,
+            EvidenceIds::Uuid(_) => return 1,
+            EvidenceIds::Entries(buf) => buf,
+        };
         let (mut at, mut n) = (0, 0);
-        while let Some(&tag) = self.0.get(at) {
+        while let Some(&tag) = buf.get(at) {
             at += match tag {
                 UUID_TAG => 1 + 16,
-                _ => match self.0.get(at + 1..at + 3) {
+                _ => match buf.get(at + 1..at + 3) {
                     Some(&[lo, hi]) => 3 + usize::from(u16::from_le_bytes([lo, hi])),
-                    _ => self.0.len(),
+                    _ => buf.len(),
                 },
             };
             n += 1;
@@ -456,7 +520,7 @@ impl Serialize for EvidenceIds {
         if s.is_human_readable() {
             s.collect_seq(self.iter().map(|id| id.to_string()))
         } else {
-            s.serialize_bytes(&self.0)
+            s.serialize_bytes(&self.entries())
         }
     }
 }
@@ -466,7 +530,7 @@ impl<'de> Deserialize<'de> for EvidenceIds {
         if !d.is_human_readable() {
             let buf = serde_bytes::ByteBuf::deserialize(d)?.into_vec();
             Self::check(&buf).map_err(serde::de::Error::custom)?;
-            return Ok(EvidenceIds(buf.into_boxed_slice()));
+            return Ok(EvidenceIds::from_entries(buf));
         }
         let list = Vec::<Box<str>>::deserialize(d)?;
         let mut ids = EvidenceIds::default();
@@ -586,8 +650,9 @@ mod tests {
         }
         assert_eq!(kept.to_strings(), ids);
         assert_eq!(kept.len(), ids.len());
-        assert_eq!(EvidenceIds::one(ids[0]).0.len(), 17);
-        assert_eq!(EvidenceIds::one(ids[1]).0.len(), 3 + 36);
+        assert!(matches!(EvidenceIds::one(ids[0]), EvidenceIds::Uuid(_)));
+        assert_eq!(EvidenceIds::one(ids[0]).entries().len(), 17);
+        assert_eq!(EvidenceIds::one(ids[1]).entries().len(), 3 + 36);
     }
 
     #[test]

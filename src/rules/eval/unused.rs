@@ -98,12 +98,11 @@ impl UnusedState {
 
     /// Only real keys (not unresolved alias ARNs) in the rule's key and account scope.
     fn eligible(rule: &Rule, key: &str) -> bool {
+        let accounts = &rule.filter.accounts;
         key.contains(":key/")
             && rule.filter.keys.matches(Some(key))
-            && rule
-                .filter
-                .accounts
-                .matches(crate::decode::arn_account(key))
+            // The key's account is looked for only when the rule names accounts.
+            && (accounts.is_everything() || accounts.matches(crate::decode::arn_account(key)))
     }
 
     pub(super) fn on_call(
@@ -135,7 +134,7 @@ impl UnusedState {
         }
         // Only catalogued keys are judged, so only their uses are tracked: a rule whose filter
         // takes failed calls must not remember every made-up key a flood of failures names.
-        if !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) || info.is_none() {
+        if info.is_none() || !rule.filter.matches(call, Some(key)) || !Self::eligible(rule, key) {
             return;
         }
         match self.last_use.get_mut(key) {
