@@ -667,6 +667,14 @@ mod tests {
             "bin8 marker and length, then the buffer"
         );
         assert_eq!(rmp_serde::from_slice::<EvidenceIds>(&bytes).unwrap(), ids);
+        // A lone UUID, kept inline, is saved as its entry and comes back inline.
+        let one = EvidenceIds::one("ab22a04a-5362-4181-a1c3-317fcffd0573");
+        let bytes = rmp_serde::to_vec(&one).unwrap();
+        assert_eq!(bytes.len(), 2 + 17);
+        let back = rmp_serde::from_slice::<EvidenceIds>(&bytes).unwrap();
+        assert!(matches!(back, EvidenceIds::Uuid(_)), "{back:?}");
+        assert_eq!(back, one);
+        assert_eq!(std::mem::size_of::<EvidenceIds>(), 24);
         for (bad, why) in [
             (vec![UUID_TAG, 1, 2], "cut short"),
             (vec![TEXT_TAG, 5, 0, b'a'], "cut short"),

@@ -492,6 +492,12 @@ mod tests {
     use crate::alerts::AlertState::*;
     use crate::rules::model::RuleKind;
 
+    /// A cell is one of up to `max_groups_per_rule` per rule and open window.
+    #[test]
+    fn a_cell_stays_40_bytes() {
+        assert_eq!(std::mem::size_of::<super::Cell>(), 40);
+    }
+
     /// Found by fuzzing: a restored spike baseline whose counts sum past `u64::MAX` overflowed
     /// while computing the mean.
     #[test]
