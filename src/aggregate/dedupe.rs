@@ -13,7 +13,9 @@
 //! A copy of an event carries the original's `eventTime`, so a call id is looked up only in its
 //! own minute's bucket and the minute either side (copies re-stamped by another logger within
 //! about a minute are still caught): each minute's ids sit in their own table, no id is stored
-//! twice, and a lookup costs at most three probes whatever the horizon.
+//! twice, and a lookup costs at most three probes whatever the horizon. A minute ten minutes
+//! behind the newest is settled into a sorted slice (8 bytes an id instead of about 14 in a
+//! table); ids that still arrive for it wait in a small table beside the slice.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -110,13 +112,62 @@ impl Recent {
     }
 }
 
-/// Call ids remembered by the minute of their event time, each minute in its own table, at most
-/// `max` in all. Saved as [`Recent`] is (minute -> ids, ascending), so the state format is one.
+/// Minutes this far behind the newest one seen are settled: their ids move to a sorted slice.
+/// CloudTrail delivers a file about every five minutes, so a trail's calls arrive within about
+/// that of their minute; ten leaves room for several files in flight.
+const SETTLE_AFTER_MINUTES: i64 = 10;
+
+/// One minute's call ids: those of a settled minute in a sorted slice (8 bytes an id, against
+/// about 14 in a hash table at its average load), newer ones in a table. A table of a settled
+/// minute (ids that arrived late) is merged into the slice once it holds an eighth as many, so
+/// each id is copied a bounded number of times.
+#[derive(Debug, Clone, Default)]
+struct Minute {
+    settled: Box<[u64]>,
+    fresh: HashTable<u64>,
+}
+
+impl Minute {
+    fn len(&self) -> usize {
+        self.settled.len() + self.fresh.len()
+    }
+
+    fn contains(&self, id: u64, hash: u64) -> bool {
+        self.fresh.find(hash, |&x| x == id).is_some() || self.settled.binary_search(&id).is_ok()
+    }
+
+    /// Moves the table's ids into the slice, when it holds enough of them to be worth a copy.
+    fn settle(&mut self) {
+        if self.fresh.is_empty() || self.fresh.len() * 8 < self.settled.len() {
+            return;
+        }
+        let mut all = Vec::with_capacity(self.len());
+        all.extend_from_slice(&self.settled);
+        all.extend(std::mem::take(&mut self.fresh));
+        all.sort_unstable();
+        self.settled = all.into_boxed_slice();
+    }
+
+    /// Every id, ascending.
+    fn sorted(&self) -> Vec<u64> {
+        let mut ids = Vec::with_capacity(self.len());
+        ids.extend_from_slice(&self.settled);
+        ids.extend(self.fresh.iter().copied());
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// Call ids remembered by the minute of their event time, each minute in its own [`Minute`], at
+/// most `max` in all. Saved as [`Recent`] is (minute -> ids, ascending), so the state format is
+/// one.
 #[derive(Debug, Clone, Default)]
 struct Ids {
-    by_minute: BTreeMap<i64, HashTable<u64>>,
+    by_minute: BTreeMap<i64, Minute>,
     hasher: foldhash::fast::RandomState,
     len: usize,
+    /// The newest minute an id was put in.
+    newest: Option<i64>,
     /// Configuration, not state: set again from the current configuration on restore.
     max: usize,
     /// Ids forgotten because `max` was reached before their horizon passed.
@@ -136,21 +187,26 @@ impl Ids {
         let hi = minute.saturating_add(1);
         self.by_minute
             .range(lo..=hi)
-            .any(|(_, t)| t.find(hash, |&x| x == id).is_some())
+            .any(|(_, m)| m.contains(id, hash))
     }
 
-    /// Remembers `id` (whose hash is `hash`) in `minute` without looking elsewhere; false when
-    /// it was there already.
-    fn put(&mut self, id: u64, hash: u64, minute: i64) -> bool {
+    /// Remembers `id` (whose hash is `hash`, and which [`Ids::contains_near`] does not know) in
+    /// `minute`.
+    fn put(&mut self, id: u64, hash: u64, minute: i64) {
+        if self.newest.is_none_or(|n| minute > n) {
+            self.newest = Some(minute);
+            self.settle_through(minute.saturating_sub(SETTLE_AFTER_MINUTES));
+        }
         let hasher = &self.hasher;
-        let table = self.by_minute.entry(minute).or_default();
-        match table.entry(hash, |&x| x == id, |&x| hasher.hash_one(x)) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(id);
-                self.len += 1;
-                true
-            }
+        let m = self.by_minute.entry(minute).or_default();
+        m.fresh.insert_unique(hash, id, |&x| hasher.hash_one(x));
+        self.len += 1;
+    }
+
+    /// Settles `minute` and those before it (the horizon bounds how many there are).
+    fn settle_through(&mut self, minute: i64) {
+        for m in self.by_minute.range_mut(..=minute).map(|(_, m)| m) {
+            m.settle();
         }
     }
 
@@ -195,17 +251,18 @@ impl Ids {
 }
 
 /// One minute's ids in ascending order, as saved.
-struct MinuteIds<'a>(&'a HashTable<u64>);
+struct MinuteIds<'a>(&'a Minute);
 
 impl Serialize for MinuteIds<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut ids: Vec<u64> = self.0.iter().copied().collect();
-        ids.sort_unstable();
-        ids.serialize(s)
+        if self.0.fresh.is_empty() {
+            return self.0.settled.serialize(s);
+        }
+        self.0.sorted().serialize(s)
     }
 }
 
-struct Minutes<'a>(&'a BTreeMap<i64, HashTable<u64>>);
+struct Minutes<'a>(&'a BTreeMap<i64, Minute>);
 
 impl Serialize for Minutes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -230,17 +287,27 @@ impl<'de> Deserialize<'de> for Ids {
             max: usize::MAX,
             ..Ids::default()
         };
-        for (minute, hs) in saved.by_minute {
-            for h in hs {
-                ids.put(h, ids.hasher.hash_one(h), minute);
-            }
+        // Settled as they come (a file's minutes are in order and unique, but any list is taken).
+        for (minute, mut hs) in saved.by_minute {
+            hs.sort_unstable();
+            hs.dedup();
+            ids.len += hs.len();
+            ids.newest = Some(minute);
+            ids.by_minute.insert(
+                minute,
+                Minute {
+                    settled: hs.into_boxed_slice(),
+                    fresh: HashTable::new(),
+                },
+            );
         }
         Ok(ids)
     }
 }
 
 /// Remembered objects and call ids; memory is bounded by `max_dedupe_objects` and
-/// `max_dedupe_ids` whatever the input (about 25 bytes per object or id).
+/// `max_dedupe_ids` whatever the input (about 25 bytes per object; 8 bytes per id of a settled
+/// minute, about 14 per id of the last ten minutes).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dedupe {
@@ -435,5 +502,57 @@ mod tests {
             json.starts_with(r#"{"ids":{"by_minute":{"2":[5,10,20,30]},"#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn settled_minutes_still_catch_copies_and_take_late_ids() {
+        let mut d = Dedupe::new(1000, 10);
+        for id in [40, 10, 30, 20] {
+            assert!(d.first_time(id, 120));
+        }
+        let minute = |d: &Dedupe| d.ids.by_minute[&2].clone();
+        assert_eq!(minute(&d).fresh.len(), 4, "minute 2 is the newest");
+        // Minute 12 is ten minutes on: minute 2 settles into its sorted slice.
+        assert!(d.first_time(1, 12 * 60));
+        assert_eq!(&*minute(&d).settled, [10, 20, 30, 40]);
+        assert!(minute(&d).fresh.is_empty());
+        for id in [10, 20, 30, 40] {
+            assert!(!d.first_time(id, 120), "{id} in its settled minute");
+            assert!(!d.first_time(id, 179), "{id} from the minute after");
+        }
+        // A late id goes into the table beside the slice, and is found there.
+        assert!(d.first_time(25, 130));
+        assert!(!d.first_time(25, 130));
+        assert_eq!((minute(&d).settled.len(), minute(&d).fresh.len()), (4, 1));
+        assert_eq!(d.len(), 6);
+        // Saved, both parts come out as one ascending list, and load settled.
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(
+            json.starts_with(r#"{"ids":{"by_minute":{"2":[10,20,25,30,40],"12":[1]},"#),
+            "{json}"
+        );
+        let mut back: Dedupe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.restore_limits(1000, 10), (0, 0));
+        assert_eq!(back.len(), 6);
+        assert_eq!(&*minute(&back).settled, [10, 20, 25, 30, 40]);
+        assert!(!back.first_time(25, 130) && !back.first_time(1, 12 * 60));
+        // The next settling merges the late table only once it is an eighth of the slice.
+        let mut e = Dedupe::new(1000, 10);
+        for id in 0..16 {
+            assert!(e.first_time(id, 120));
+        }
+        assert!(e.first_time(100, 12 * 60));
+        assert!(e.first_time(1000, 130));
+        assert!(e.first_time(200, 13 * 60), "a newer minute");
+        assert_eq!(minute(&e).fresh.len(), 1, "1 of 16: left in the table");
+        assert!(e.first_time(1001, 130));
+        assert!(e.first_time(300, 14 * 60));
+        assert_eq!(
+            (minute(&e).settled.len(), minute(&e).fresh.len()),
+            (18, 0),
+            "2 of 16: merged"
+        );
+        assert!(!e.first_time(1000, 130) && !e.first_time(1001, 130));
+        assert_eq!(e.len(), 21);
     }
 }

@@ -369,7 +369,7 @@ pub(crate) struct Kps {
 impl Kps {
     /// The counts of `key`'s row `r`.
     pub fn counts(&self, key: Sym, r: &KpsRow) -> Counts {
-        if r.source == KpsRow::WIDE {
+        if r.is_wide() {
             self.wide[&[key, r.principal, r.service]].clone()
         } else {
             r.counts()
@@ -386,10 +386,7 @@ impl Kps {
     ) -> KpsRow {
         KpsRow::compact(principal, service, &counts).unwrap_or_else(|| {
             wide.insert([key, principal, service], counts);
-            KpsRow {
-                source: KpsRow::WIDE,
-                ..KpsRow::new(principal, service)
-            }
+            KpsRow::wide(principal, service)
         })
     }
 
@@ -400,7 +397,7 @@ impl Kps {
         r: &mut KpsRow,
         (source, time, failed): (usize, i64, bool),
     ) {
-        if r.source == KpsRow::WIDE {
+        if r.is_wide() {
             if let Some(c) = wide.get_mut(&[key, r.principal, r.service]) {
                 c.add(source, time, failed);
             }
@@ -412,26 +409,30 @@ impl Kps {
     }
 }
 
-/// One (principal, service) row of a key, in 32 bytes: a million of them is the table of an
+/// One (principal, service) row of a key, in 24 bytes: a million of them is the table of an
 /// organization's trail with 10,000 keys and 100 principals. Nearly every row's calls were named
-/// by one inference step, over less than 136 years, with fewer than 2^32 calls; a row that
-/// outgrows that keeps its [`Counts`] in [`Kps::wide`] and is marked [`KpsRow::WIDE`].
+/// by one inference step, first seen after 2000 and within 136 years of it, spanning less than
+/// 136 years, with fewer than 2^32 calls and 2^24 failures; a row that outgrows that keeps its
+/// [`Counts`] in [`Kps::wide`] and is marked [`KpsRow::WIDE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KpsRow {
     pub principal: Sym,
     pub service: Sym,
     calls: u32,
-    first_seen: i64,
+    /// Seconds from [`KpsRow::EPOCH`] to the first call.
+    first_seen: u32,
     /// `last_seen - first_seen`.
     span: u32,
-    failures: u32,
-    /// The inference step that named the service of every call, or [`KpsRow::WIDE`].
-    source: u8,
+    /// Failures in the high 24 bits; in the low 8, the inference step that named the service of
+    /// every call, or [`KpsRow::WIDE`].
+    failures_source: u32,
 }
 
 impl KpsRow {
-    /// `source` of a row whose counts are in [`Kps::wide`].
+    /// The low byte of `failures_source` of a row whose counts are in [`Kps::wide`].
     const WIDE: u8 = u8::MAX;
+    /// 2000-01-01T00:00:00Z, before any CloudTrail event (the service began in 2013).
+    const EPOCH: i64 = 946_684_800;
 
     fn new(principal: Sym, service: Sym) -> Self {
         KpsRow {
@@ -440,9 +441,24 @@ impl KpsRow {
             calls: 0,
             first_seen: 0,
             span: 0,
-            failures: 0,
-            source: 0,
+            failures_source: 0,
         }
+    }
+
+    /// A row marked [`KpsRow::WIDE`].
+    fn wide(principal: Sym, service: Sym) -> Self {
+        KpsRow {
+            failures_source: u32::from(KpsRow::WIDE),
+            ..KpsRow::new(principal, service)
+        }
+    }
+
+    fn is_wide(&self) -> bool {
+        self.source() == KpsRow::WIDE
+    }
+
+    fn source(&self) -> u8 {
+        self.failures_source as u8
     }
 
     fn compact(principal: Sym, service: Sym, c: &Counts) -> Option<KpsRow> {
@@ -450,26 +466,28 @@ impl KpsRow {
             return None;
         };
         let span = u32::try_from(c.last_seen.checked_sub(c.first_seen)?).ok()?;
+        let first_seen = u32::try_from(c.first_seen.checked_sub(KpsRow::EPOCH)?).ok()?;
+        // Never more than the calls.
+        let failures = u32::try_from(c.failures).ok().filter(|&f| f < 1 << 24)?;
         (source != KpsRow::WIDE).then_some(KpsRow {
             principal,
             service,
             calls: u32::try_from(c.calls).ok()?,
-            first_seen: c.first_seen,
+            first_seen,
             span,
-            // Never more than the calls.
-            failures: u32::try_from(c.failures).ok()?,
-            source,
+            failures_source: failures << 8 | u32::from(source),
         })
     }
 
     /// The counts of a row that is not [`KpsRow::WIDE`].
     fn counts(&self) -> Counts {
+        let first_seen = KpsRow::EPOCH + i64::from(self.first_seen);
         Counts {
             calls: u64::from(self.calls),
-            failures: u64::from(self.failures),
-            first_seen: self.first_seen,
-            last_seen: self.first_seen + i64::from(self.span),
-            by_source: Sources::One(self.source),
+            failures: u64::from(self.failures_source >> 8),
+            first_seen,
+            last_seen: first_seen + i64::from(self.span),
+            by_source: Sources::One(self.source()),
         }
     }
 }

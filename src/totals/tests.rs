@@ -267,12 +267,13 @@ fn key_principal_service_rows_sorted_one_key_at_a_time_are_in_name_order() {
 }
 
 #[test]
-fn a_row_is_thirty_two_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
-    assert_eq!(std::mem::size_of::<KpsRow>(), 32);
+fn a_row_is_twenty_four_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
+    assert_eq!(std::mem::size_of::<KpsRow>(), 24);
+    let epoch = KpsRow::EPOCH;
     let mut t = Totals::new(100);
-    let early = at(-1, "Decrypt");
-    let late = at(i64::from(u32::MAX) + 10, "Decrypt");
-    let mut other = at(5, "Decrypt");
+    let early = at(epoch, "Decrypt");
+    let late = at(epoch + i64::from(u32::MAX) + 10, "Decrypt");
+    let mut other = at(epoch + i64::from(u32::MAX), "Decrypt");
     other.principal = "arn:aws:iam::111122223333:role/other".into();
     t.record(&early, Some(K));
     t.record(&other, Some(K));
@@ -285,9 +286,35 @@ fn a_row_is_thirty_two_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
     assert_eq!(rows[0].0, "arn:aws:iam::111122223333:role/admin");
     assert_eq!(
         (c.calls, c.failures, c.first_seen, c.last_seen),
-        (2, 1, -1, i64::from(u32::MAX) + 10)
+        (2, 1, epoch, epoch + i64::from(u32::MAX) + 10)
     );
-    assert_eq!((rows[1].1.calls, rows[1].1.first_seen), (1, 5));
+    assert_eq!(
+        (rows[1].1.calls, rows[1].1.first_seen),
+        (1, epoch + i64::from(u32::MAX))
+    );
+    // A first call before 2000 or past 2136 makes a row wide, with its exact times.
+    let mut old = Totals::new(100);
+    old.record(&at(epoch - 1, "Decrypt"), Some(K));
+    old.record(&at(-5, "Decrypt"), Some(K));
+    let mut far = at(epoch + i64::from(u32::MAX) + 1, "Decrypt");
+    far.principal = "arn:aws:iam::111122223333:role/other".into();
+    old.record(&far, Some(K));
+    assert_eq!(old.kps.wide.len(), 2);
+    let mut times: Vec<_> = (old.kps_rows())
+        .map(|(_, c)| (c.first_seen, c.last_seen, c.calls))
+        .collect();
+    times.sort_unstable();
+    assert_eq!(
+        times,
+        [
+            (-5, epoch - 1, 2),
+            (
+                epoch + i64::from(u32::MAX) + 1,
+                epoch + i64::from(u32::MAX) + 1,
+                1
+            )
+        ]
+    );
     // Saved and loaded, the wide row is wide again and its counts the same.
     let json = serde_json::to_string(&t).unwrap();
     let back: Totals = serde_json::from_str(&json).unwrap();
@@ -298,17 +325,21 @@ fn a_row_is_thirty_two_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
     back.record(&at(7, "Decrypt"), Some(K));
     let calls: u64 = back.kps_rows().map(|(_, c)| c.calls).sum();
     assert_eq!(calls, 4);
-    // Failures past 2^32 make a row wide too.
-    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for row in v["kps"][0][1].as_array_mut().unwrap() {
-        row[2]["failures"] = (u64::from(u32::MAX) + 1).into();
-        row[2]["calls"] = (u64::from(u32::MAX) + 1).into();
+    // Failures from 2^24 make a row wide too; just under, it stays compact.
+    let mut two = Totals::new(100);
+    two.record(&early, Some(K));
+    two.record(&other, Some(K));
+    let mut v = serde_json::to_value(&two).unwrap();
+    let rows = v["kps"][0][1].as_array_mut().unwrap();
+    for (row, failures) in rows.iter_mut().zip([1u64 << 24, (1 << 24) - 1]) {
+        row[2]["failures"] = failures.into();
+        row[2]["calls"] = failures.into();
     }
     let many: Totals = serde_json::from_value(v).unwrap();
-    assert_eq!(many.kps.wide.len(), 2);
-    assert!(many
-        .kps_rows()
-        .all(|(_, c)| c.failures == u64::from(u32::MAX) + 1));
+    assert_eq!(many.kps.wide.len(), 1);
+    let mut failures: Vec<u64> = many.kps_rows().map(|(_, c)| c.failures).collect();
+    failures.sort_unstable();
+    assert_eq!(failures, [(1 << 24) - 1, 1 << 24]);
     // So do calls past 2^32, with few failures.
     let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
     for row in v["kps"][0][1].as_array_mut().unwrap() {

@@ -1,7 +1,5 @@
 //! Windowed rules: `threshold`, `spike` and `ratio`, evaluated as each window closes.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Map;
@@ -51,7 +49,10 @@ impl Cell {
 struct History {
     /// Start of the newest window recorded.
     last: i64,
-    counts: VecDeque<u64>,
+    /// Exactly as many as recorded (at most the rule's `baseline_windows`), in a boxed slice: a
+    /// rule over keys and principals holds one per group, most with few windows, and a deque's
+    /// 32 bytes and its first allocation of four were two thirds of the baselines' memory.
+    counts: Box<[u64]>,
 }
 
 impl History {
@@ -88,10 +89,13 @@ impl History {
     }
 
     fn push(&mut self, count: u64, n: usize) {
-        if self.counts.len() == n {
-            self.counts.pop_front();
+        let mut counts = std::mem::take(&mut self.counts).into_vec();
+        if counts.len() == n {
+            // Full: the slice is rotated in place, not reallocated.
+            counts.remove(0);
         }
-        self.counts.push_back(count);
+        counts.push(count);
+        self.counts = counts.into_boxed_slice();
     }
 }
 
@@ -384,7 +388,7 @@ impl WindowedState {
                 {
                     let fresh = History {
                         last: start - len,
-                        counts: VecDeque::new(),
+                        counts: Box::default(),
                     };
                     self.history.insert(group, fresh);
                 }
@@ -498,13 +502,41 @@ mod tests {
         assert_eq!(std::mem::size_of::<super::Cell>(), 40);
     }
 
+    #[test]
+    fn a_baseline_keeps_exactly_its_last_windows_oldest_first() {
+        assert_eq!(std::mem::size_of::<super::History>(), 24);
+        let mut h = super::History {
+            last: 0,
+            counts: Box::default(),
+        };
+        // Windows of 300 s, a baseline of 3: a window with no calls counts as a zero, filled in
+        // before the baseline is taken.
+        let seen: Vec<_> = [(300, 5), (900, 7), (1200, 9), (1500, 11)]
+            .into_iter()
+            .map(|(start, count)| {
+                let b = h.observe(start, count, 300, 3);
+                (b.windows, b.mean, h.counts.to_vec())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, 0.0, vec![5]),
+                (2, 2.5, vec![5, 0, 7]),
+                (3, 4.0, vec![0, 7, 9]),
+                (3, 16.0 / 3.0, vec![7, 9, 11]),
+            ]
+        );
+        assert_eq!(h.last, 1500);
+    }
+
     /// Found by fuzzing: a restored spike baseline whose counts sum past `u64::MAX` overflowed
     /// while computing the mean.
     #[test]
     fn regression_a_baseline_of_huge_counts_does_not_overflow() {
         let mut h = super::History {
             last: 0,
-            counts: [u64::MAX, u64::MAX].into_iter().collect(),
+            counts: Box::new([u64::MAX, u64::MAX]),
         };
         let b = h.observe(300, 1, 300, 12);
         assert_eq!(b.windows, 2);
