@@ -682,12 +682,16 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     for note in &result.notes {
         eprintln!("note: {note}");
     }
-    for note in result.summary().limit_notes(&opts.engine) {
+    for note in kmswatch::engine::limits::notes(&result.engine.over_limits(), &opts.engine) {
         eprintln!("note: {note}");
     }
-    if let Some(p) = &args.summary {
-        write_json(Some(p), &result.summary())?;
+    // The summary's tables hold a row per key: made once, only when written, and dropped before
+    // the report is made.
+    let summary = (args.summary.is_some() || !args.quiet).then(|| result.summary());
+    if let (Some(p), Some(summary)) = (&args.summary, &summary) {
+        write_json(Some(p), summary)?;
     }
+    let text = summary.filter(|_| !args.quiet).map(|s| s.render_text());
     if let Some(dir) = &args.report {
         let meta = ReportMeta {
             range_from: opts.selection.from,
@@ -696,8 +700,8 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         };
         AuditReport::from_engine(&result.engine, &result.input, &alert_log, meta).write(dir)?;
     }
-    if !args.quiet {
-        eprint!("{}", result.summary().render_text());
+    if let Some(text) = text {
+        eprint!("{text}");
         if let Some(l) = result.listing {
             eprintln!(
                 "S3: {} objects listed in {} requests, {} folders pruned by the selection",

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::{DecodeStats, ServiceSource};
-use crate::engine::{limits, Engine, EngineConfig, EngineCounters, OverLimits};
+use crate::engine::{Engine, EngineCounters, OverLimits};
 use crate::rules::EvalCounters;
 use crate::state::EngineState;
 use crate::timefmt::format_rfc3339;
@@ -330,17 +330,6 @@ impl<'a> Summary<'a> {
             key_principal_service: KpsTable(t),
             key_operation_outcome: KooTable(t),
         }
-    }
-
-    /// One line per engine limit reached, saying what it cost and which setting of `config`
-    /// (the run's) to raise: replay prints each as a `note:`.
-    pub fn limit_notes(&self, config: &EngineConfig) -> Vec<String> {
-        limits::LIMITS
-            .iter()
-            .filter_map(|limit| Some((limit, *self.over_limits.get(limit)?)))
-            .filter(|(_, n)| *n > 0)
-            .filter_map(|(limit, n)| limits::explain(limit, n, config))
-            .collect()
     }
 
     /// The human-readable summary printed on stderr.

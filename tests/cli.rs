@@ -159,6 +159,24 @@ fn replay_takes_the_services_engine_limits_and_notes_what_did_not_fit() {
         notes[1].contains("did not fit max_groups_per_rule (2)"),
         "{stderr}"
     );
+    // The notes come from the counts, with no summary made: the same lines without `--summary`.
+    let bare = kmswatch(&[
+        "replay",
+        "sample-logs/",
+        "--rules",
+        "rules/",
+        "--quiet",
+        "--max-keys",
+        "3",
+        "--max-groups-per-rule",
+        "2",
+    ]);
+    succeeds(&bare);
+    let bare_err = String::from_utf8_lossy(&bare.stderr);
+    let bare_notes: Vec<&str> = (bare_err.lines())
+        .filter(|l| l.starts_with("note: "))
+        .collect();
+    assert_eq!(bare_notes, notes, "{bare_err}");
     let s = json_file(&summary);
     let over = &s["over_limits"];
     assert!(over["max_keys"].as_u64().unwrap() > 0, "{over}");

@@ -71,6 +71,19 @@ impl EngineState {
     }
 }
 
+/// One line per engine limit `over` says was reached, in [`LIMITS`] order, saying what it cost
+/// and which setting of `config` (the run's) to raise: replay prints each as a `note:` (none for
+/// `max_report_rows`, which the summary's warning covers). Read from the counts alone, so the
+/// notes do not need the summary's tables, a row per key.
+pub fn notes(over: &OverLimits, config: &EngineConfig) -> Vec<String> {
+    LIMITS
+        .iter()
+        .filter_map(|limit| Some((limit, *over.get(limit)?)))
+        .filter(|(_, n)| *n > 0)
+        .filter_map(|(limit, n)| explain(limit, n, config))
+        .collect()
+}
+
 /// A line for people about a limit that was reached (`count` > 0), naming its setting under
 /// `config`; `None` for `max_report_rows`, which the summary's warning covers.
 pub fn explain(limit: &str, count: u64, config: &EngineConfig) -> Option<String> {
