@@ -302,7 +302,7 @@ impl<'a> Summary<'a> {
                 by_operation: v
                     .by_operation
                     .iter()
-                    .map(|(o, n)| (o.to_string(), *n))
+                    .map(|(o, n)| (o.to_string(), n))
                     .collect(),
                 first_seen: format_rfc3339(v.first_seen),
                 last_used: v.last_used.map(format_rfc3339),

@@ -48,7 +48,7 @@ const DAY_SECS: i64 = 86_400;
 pub(crate) struct KeyTotals {
     pub calls: u64,
     pub failures: u64,
-    pub by_operation: BTreeMap<Box<str>, u64>,
+    pub by_operation: OpCounts,
     pub first_seen: i64,
     pub last_seen: i64,
     /// Latest successful cryptographic call.
@@ -56,6 +56,42 @@ pub(crate) struct KeyTotals {
     pub crypto_calls: u64,
     pub management_calls: u64,
     pub facts: KeyFacts,
+}
+
+/// A key's calls by operation, sorted by operation name, saved as a map (as the `BTreeMap` it
+/// replaced was). A vector with exactly its entries: a key named only by a flood of failed calls
+/// has one operation, and a B-tree's first node is about 270 bytes against 24 here.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct OpCounts(Vec<(Box<str>, u64)>);
+
+impl OpCounts {
+    fn bump(&mut self, operation: &str) {
+        match self.0.binary_search_by(|(o, _)| (**o).cmp(operation)) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(1),
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (operation.into(), 1));
+            }
+        }
+    }
+
+    /// Operations and their calls, by operation name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(o, n)| (&**o, *n))
+    }
+}
+
+impl Serialize for OpCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for OpCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<Box<str>, u64>::deserialize(d)?;
+        Ok(OpCounts(map.into_iter().collect()))
+    }
 }
 
 /// The calls of one key, principal and service, as read and saved (held as a [`KpsRow`]).
@@ -217,12 +253,7 @@ impl Totals {
         if let Some(t) = totals {
             t.calls = t.calls.saturating_add(1);
             t.failures = t.failures.saturating_add(u64::from(failed));
-            match t.by_operation.get_mut(&*call.operation) {
-                Some(n) => *n = n.saturating_add(1),
-                None => {
-                    t.by_operation.insert(call.operation.clone(), 1);
-                }
-            }
+            t.by_operation.bump(&call.operation);
             t.first_seen = t.first_seen.min(call.time);
             t.last_seen = t.last_seen.max(call.time);
             if crypto {

@@ -351,3 +351,29 @@ fn a_row_is_twenty_four_bytes_and_one_that_outgrows_it_keeps_exact_counts() {
         .kps_rows()
         .all(|(_, c)| c.calls == u64::from(u32::MAX) + 2));
 }
+
+#[test]
+fn calls_by_operation_are_kept_sorted_and_saved_as_the_map_they_replaced() {
+    let mut ops = OpCounts::default();
+    for o in [
+        "Encrypt",
+        "Decrypt",
+        "Encrypt",
+        "CreateGrant",
+        "Decrypt",
+        "Encrypt",
+    ] {
+        ops.bump(o);
+    }
+    let got: Vec<_> = ops.iter().collect();
+    assert_eq!(got, [("CreateGrant", 1), ("Decrypt", 2), ("Encrypt", 3)]);
+    let map: BTreeMap<&str, u64> = got.iter().copied().collect();
+    let json = serde_json::to_string(&ops).unwrap();
+    assert_eq!(json, serde_json::to_string(&map).unwrap());
+    assert_eq!(json, r#"{"CreateGrant":1,"Decrypt":2,"Encrypt":3}"#);
+    let back: OpCounts =
+        serde_json::from_str(r#"{"Encrypt":3,"CreateGrant":1,"Decrypt":2}"#).unwrap();
+    assert_eq!(back, ops);
+    let bytes = rmp_serde::to_vec(&ops).unwrap();
+    assert_eq!(rmp_serde::from_slice::<OpCounts>(&bytes).unwrap(), ops);
+}
