@@ -141,11 +141,8 @@ impl Minute {
         if self.fresh.is_empty() || self.fresh.len() * 8 < self.settled.len() {
             return;
         }
-        let mut all = Vec::with_capacity(self.len());
-        all.extend_from_slice(&self.settled);
-        all.extend(std::mem::take(&mut self.fresh));
-        all.sort_unstable();
-        self.settled = all.into_boxed_slice();
+        self.settled = self.sorted().into_boxed_slice();
+        self.fresh = HashTable::new();
     }
 
     /// Every id, ascending.

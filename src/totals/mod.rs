@@ -498,8 +498,7 @@ impl KpsRow {
         };
         let span = u32::try_from(c.last_seen.checked_sub(c.first_seen)?).ok()?;
         let first_seen = u32::try_from(c.first_seen.checked_sub(KpsRow::EPOCH)?).ok()?;
-        // Never more than the calls.
-        let failures = u32::try_from(c.failures).ok().filter(|&f| f < 1 << 24)?;
+        let failures = (c.failures < 1 << 24).then_some(c.failures as u32)?;
         (source != KpsRow::WIDE).then_some(KpsRow {
             principal,
             service,
